@@ -17,6 +17,8 @@ struct ExecutorProbe {
 /// executor decides where and when). The thread pool, a strand, the event
 /// loop and InlineExecutor are executors.
 template <class E>
-concept Executor = requires(E& ex, futures::detail::ExecutorProbe fn) { ex.post(std::move(fn)); };
+concept Executor = requires(E& ex, futures::detail::ExecutorProbe fn) {
+  ex.post(std::move(fn));
+};
 
 }  // namespace celeriac

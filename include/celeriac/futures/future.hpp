@@ -70,7 +70,9 @@ class Future {
   bool cancel() { return checked().cancel(); }
 
   /// Blocks until done.
-  void wait() const { checked().template wait_until<std::chrono::steady_clock, std::chrono::nanoseconds>(nullptr); }
+  void wait() const {
+    checked().template wait_until<std::chrono::steady_clock, std::chrono::nanoseconds>(nullptr);
+  }
   /// Blocks until done or `timeout` elapsed; returns done().
   template <class Rep, class Period>
   bool wait_for(std::chrono::duration<Rep, Period> timeout) const {
@@ -160,7 +162,8 @@ class Future {
   }
 
   std::exception_ptr error_or_throw() const {
-    if (state_->status() == futures::detail::kCancelled) throw CancelledError("future was cancelled");
+    if (state_->status() == futures::detail::kCancelled)
+      throw CancelledError("future was cancelled");
     return state_->error();
   }
 

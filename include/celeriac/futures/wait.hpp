@@ -150,7 +150,9 @@ class AsCompleted {
       return *this;
     }
     void operator++(int) { advance(); }
-    friend bool operator==(const iterator& it, std::default_sentinel_t) { return it.owner_ == nullptr; }
+    friend bool operator==(const iterator& it, std::default_sentinel_t) {
+      return it.owner_ == nullptr;
+    }
 
    private:
     friend class AsCompleted;

@@ -213,7 +213,9 @@ class StateBase {
   virtual void destroy() noexcept { delete this; }
 
  private:
-  static CallbackNode* closed() noexcept { return reinterpret_cast<CallbackNode*>(std::uintptr_t{1}); }
+  static CallbackNode* closed() noexcept {
+    return reinterpret_cast<CallbackNode*>(std::uintptr_t{1});
+  }
 
   /// Wakes sleepers and runs the callbacks, oldest first.
   void complete(std::uint32_t old_word) noexcept {
