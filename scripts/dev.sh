@@ -54,6 +54,6 @@ case "$cmd" in
     done
     ;;
   *)
-    sed -n '2,9p' "$0"
+    sed -n '2,8p' "$0"
     ;;
 esac
