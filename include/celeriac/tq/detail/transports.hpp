@@ -1,0 +1,10 @@
+// Link-time seam for optional transports compiled into celeriac_tq.
+#pragma once
+
+namespace celeriac::tq::redis {
+/// Defined in src/tq/redis/*.cpp when that folder has sources (the build then
+/// defines CELERIAC_TQ_WITH_REDIS). Registers the "redis" (and "rediss")
+/// broker, backend, control-client and worker-service factories. The core
+/// calls it once, before the first make_broker/make_backend/... lookup.
+void register_transports();
+}  // namespace celeriac::tq::redis

@@ -1,0 +1,99 @@
+// The result backend interface and Celery's result meta
+// (celery-task-meta-<id>, ../shared/CELERY-PROTOCOL.md §6).
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "celeriac/tq/json.hpp"
+#include "celeriac/tq/url.hpp"
+
+namespace celeriac::tq {
+
+/// Task states as Celery names them. PENDING is never stored (a missing meta
+/// means PENDING).
+enum class State { Pending, Received, Started, Success, Failure, Retry, Revoked };
+
+/// "PENDING", "STARTED", "SUCCESS", ...
+std::string_view to_string(State s) noexcept;
+/// Inverse of to_string(); throws ConfigError for an unknown name.
+State state_from_string(std::string_view name);
+/// SUCCESS, FAILURE and REVOKED: the task will not change any more.
+bool is_ready(State s) noexcept;
+
+/// One stored result, exactly Celery's JSON meta.
+struct ResultMeta {
+  std::string task_id;
+  State status = State::Pending;
+  Json result;                           ///< value, serialized exception, or null
+  std::optional<std::string> traceback;  ///< null unless FAILURE/RETRY
+  Json children = Json::array();         ///< [[[child_id, null], null], ...]
+  std::optional<std::string> date_done;  ///< naive UTC ISO-8601; null unless ready
+  std::optional<std::string> group_id;   ///< only when the task had a group
+  std::optional<std::string> parent_id;  ///< only when the task had a parent
+  /// result_extended fields {name, args, kwargs, worker, retries, queue}, or
+  /// null when not extended.
+  OrderedJson extended;
+
+  /// Celery's byte layout: {"status", "result", "traceback", "children",
+  /// "date_done", ["group_id"], ["parent_id"], [extended...], "task_id"}.
+  std::string to_json() const;
+  /// Parses a stored meta (from any Celery or celeriac writer); throws
+  /// MessageError saying which field is wrong.
+  static ResultMeta from_json(std::string_view text);
+};
+
+/// Stores and fetches result metas. Thread-safe; every call may throw
+/// BackendError.
+class ResultBackend {
+ public:
+  virtual ~ResultBackend() = default;
+
+  /// The URL this backend was made from (password redacted).
+  virtual std::string url() const = 0;
+
+  /// Stores `meta` under its task id with the backend's expiry, unless the
+  /// stored meta is already SUCCESS (Celery's dedup guard). Returns whether it
+  /// was written. Wakes wait() callers and watchers.
+  virtual bool store(const ResultMeta& meta) = 0;
+  /// The stored meta, or nullopt (PENDING / unknown / expired).
+  virtual std::optional<ResultMeta> get(std::string_view task_id) = 0;
+  /// get() for several ids at once (one query where possible); same order.
+  virtual std::vector<std::optional<ResultMeta>> get_many(std::span<const std::string> task_ids);
+  /// Waits until the meta is ready (SUCCESS/FAILURE/REVOKED) or `timeout`
+  /// elapsed; returns the latest meta (maybe not ready), or nullopt.
+  virtual std::optional<ResultMeta> wait(std::string_view task_id, std::chrono::milliseconds timeout);
+  /// Blocks until something may have been stored since `*cursor` (updated),
+  /// or `timeout`. Returns true on a possible change. The default sleeps
+  /// min(timeout, 5 ms) and returns true (a polling backend).
+  virtual bool wait_for_change(std::uint64_t* cursor, std::chrono::milliseconds timeout);
+  /// Deletes the meta (AsyncResult.forget()).
+  virtual void forget(std::string_view task_id) = 0;
+  /// Deletes expired metas now; returns how many (backends also expire lazily).
+  virtual std::size_t cleanup() = 0;
+  /// How long metas live (Celery's result_expires, default 1 day); zero = forever.
+  virtual std::chrono::seconds expires() const = 0;
+  /// Releases connections; later calls throw BackendError. Idempotent.
+  virtual void close() = 0;
+};
+
+/// Makes a backend for a parsed URL.
+using BackendFactory = std::function<std::unique_ptr<ResultBackend>(const Url&)>;
+
+/// Registers (or replaces) the factory for `scheme`.
+void register_backend_scheme(std::string scheme, BackendFactory factory);
+/// Creates a backend from `url` ("" = "sqlite:///celeriac.db"). The query
+/// parameter `expires=<seconds>` sets the expiry (0 = never). Throws
+/// ConfigError quoting the URL.
+std::unique_ptr<ResultBackend> make_backend(std::string_view url);
+/// Registered backend schemes, sorted.
+std::vector<std::string> backend_schemes();
+
+}  // namespace celeriac::tq
