@@ -1,0 +1,71 @@
+"""Python Celery tasks the celeriac interop tests run against.
+
+The broker and backend come from the environment (CELERIAC_TEST_BROKER,
+CELERIAC_TEST_BACKEND) so each test points them at its own redis-server.
+Task names use the "tasks." prefix the C++ test app registers too, so a
+Python and a C++ worker can share one queue; "tasks.whoami" tells them apart.
+"""
+import os
+
+from celery import Celery
+
+broker = os.environ.get("CELERIAC_TEST_BROKER", "redis://127.0.0.1:6379/0")
+backend = os.environ.get("CELERIAC_TEST_BACKEND", broker)
+
+app = Celery("celeriac_test_tasks", broker=broker, backend=backend)
+app.conf.update(
+    task_serializer="json",
+    result_serializer="json",
+    accept_content=["json"],
+    broker_connection_retry_on_startup=True,
+    worker_hijack_root_logger=False,
+    broker_transport_options={"visibility_timeout": int(os.environ.get("CELERIAC_TEST_VT", "3600"))},
+)
+
+
+@app.task(name="tasks.add")
+def add(x, y):
+    return x + y
+
+
+@app.task(name="tasks.mul")
+def mul(x, y):
+    return x * y
+
+
+@app.task(name="tasks.echo")
+def echo(value):
+    return value
+
+
+@app.task(name="tasks.fail")
+def fail(message="boom"):
+    raise ValueError(message)
+
+
+@app.task(name="tasks.type_error")
+def type_error():
+    raise TypeError("wrong type in python")
+
+
+@app.task(name="tasks.whoami")
+def whoami():
+    return "py"
+
+
+@app.task(name="tasks.noop", ignore_result=True)
+def noop():
+    return None
+
+
+@app.task(name="tasks.noop_result")
+def noop_result():
+    return None
+
+
+@app.task(bind=True, name="tasks.retry_twice", max_retries=5)
+def retry_twice(self, value):
+    """Retries twice (countdown 0), then returns [value, retries]."""
+    if self.request.retries < 2:
+        raise self.retry(countdown=0)
+    return [value, self.request.retries]

@@ -1,0 +1,112 @@
+#include "redis_server.hpp"
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <stdexcept>
+#include <thread>
+
+namespace celeriac::tq::test {
+
+using namespace std::chrono_literals;
+
+RedisServer::RedisServer(Options opts) : opts_(std::move(opts)), dir_("celeriac-redis") {
+  port_ = free_port();
+  start();
+}
+
+RedisServer::~RedisServer() {
+  stop();
+}
+
+std::string RedisServer::url(int db) const {
+  std::string auth = opts_.password.empty() ? "" : ":" + opts_.password + "@";
+  return "redis://" + auth + "127.0.0.1:" + std::to_string(port_) + "/" + std::to_string(db);
+}
+
+void RedisServer::start() {
+  std::vector<std::string> argv = {"redis-server",
+                                   "--port",
+                                   std::to_string(port_),
+                                   "--bind",
+                                   "127.0.0.1",
+                                   "--save",
+                                   "",
+                                   "--dir",
+                                   dir_.path().string(),
+                                   "--daemonize",
+                                   "no",
+                                   "--protected-mode",
+                                   "no",
+                                   "--appendonly",
+                                   opts_.persistent ? "yes" : "no"};
+  if (opts_.persistent) {
+    argv.insert(argv.end(), {"--appendfsync", "always"});
+  }
+  if (!opts_.password.empty()) argv.insert(argv.end(), {"--requirepass", opts_.password});
+  for (int attempt = 0;; ++attempt) {
+    proc_ = ChildProcess(argv, dir_.path() / "redis.log");
+    auto deadline = std::chrono::steady_clock::now() + 10s;
+    while (std::chrono::steady_clock::now() < deadline && proc_.running()) {
+      if (ping()) return;
+      std::this_thread::sleep_for(10ms);
+    }
+    bool died = !proc_.running();
+    proc_.stop(1000ms);
+    if (died && attempt < 3 && log().find("Address already in use") != std::string::npos) {
+      port_ = free_port();  // lost the race for the port: another one
+      continue;
+    }
+    throw std::runtime_error("redis-server on 127.0.0.1:" + std::to_string(port_) +
+                             " did not answer PING; log:\n" + log());
+  }
+}
+
+bool RedisServer::ping() const {
+  int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) return false;
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_port = htons(static_cast<uint16_t>(port_));
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  timeval tv{1, 0};
+  ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+  bool ok = false;
+  if (::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0) {
+    std::string cmd = "PING\r\n";
+    if (!opts_.password.empty()) cmd = "AUTH " + opts_.password + "\r\nPING\r\n";
+    if (::write(fd, cmd.data(), cmd.size()) == static_cast<ssize_t>(cmd.size())) {
+      std::string got;
+      char buf[256];
+      while (got.find("PONG") == std::string::npos && got.find("-") == std::string::npos) {
+        ssize_t n = ::read(fd, buf, sizeof buf);
+        if (n <= 0) break;
+        got.append(buf, static_cast<size_t>(n));
+      }
+      ok = got.find("+PONG") != std::string::npos;
+    }
+  }
+  ::close(fd);
+  return ok;
+}
+
+void RedisServer::kill_hard() {
+  proc_.kill_hard();
+}
+
+void RedisServer::stop() {
+  proc_.stop(3000ms);
+}
+
+std::string RedisServer::cli(const std::vector<std::string>& args) const {
+  std::vector<std::string> argv = {"redis-cli", "-h", "127.0.0.1", "-p", std::to_string(port_)};
+  if (!opts_.password.empty()) argv.insert(argv.end(), {"--no-auth-warning", "-a", opts_.password});
+  argv.insert(argv.end(), args.begin(), args.end());
+  auto r = run_program(argv, 10s);
+  if (!r.output.empty() && r.output.back() == '\n') r.output.pop_back();
+  return r.output;
+}
+
+}  // namespace celeriac::tq::test

@@ -1,0 +1,53 @@
+// Test support: a private redis-server on a free 127.0.0.1 port.
+#pragma once
+
+#include <memory>
+#include <string>
+
+#include "process.hpp"
+
+namespace celeriac::tq::test {
+
+/// A redis-server of our own (no persistence unless `persistent`, files in a
+/// temp dir), started in the constructor, answering PING before it returns,
+/// stopped by PID in the destructor.
+class RedisServer {
+ public:
+  struct Options {
+    /// AOF with fsync on every write: a SIGKILL loses nothing acknowledged.
+    bool persistent = false;
+    /// requirepass (empty = none).
+    std::string password;
+  };
+  RedisServer() : RedisServer(Options{}) {}
+  explicit RedisServer(Options opts);
+  ~RedisServer();
+  RedisServer(const RedisServer&) = delete;
+  RedisServer& operator=(const RedisServer&) = delete;
+
+  /// The port it listens on.
+  int port() const { return port_; }
+  /// "redis://127.0.0.1:<port>/<db>" (with the password when there is one).
+  std::string url(int db = 0) const;
+  /// SIGKILL (a crash).
+  void kill_hard();
+  /// Graceful stop (SIGTERM).
+  void stop();
+  /// Starts again on the same port (and dir); waits for PING.
+  void start();
+  /// True when it answers PING.
+  bool ping() const;
+  /// Runs one command through redis-cli and returns its raw output (tests'
+  /// side channel that does not depend on the client under test).
+  std::string cli(const std::vector<std::string>& args) const;
+  /// The server's log so far.
+  std::string log() const { return proc_.log(); }
+
+ private:
+  Options opts_;
+  TempDir dir_;
+  int port_;
+  ChildProcess proc_;
+};
+
+}  // namespace celeriac::tq::test
