@@ -26,10 +26,10 @@ std::string priority_queue_key(std::string_view queue, int priority);
 
 /// A message taken from a queue and not yet acknowledged.
 struct Delivery {
-  std::string envelope;  ///< the envelope JSON text as published
-  std::string queue;     ///< the (base) queue it came from
-  int priority = 0;      ///< its priority step (0, 3, 6, 9)
-  std::string tag;       ///< broker receipt for ack/requeue (Redis: the delivery_tag)
+  std::string envelope;      ///< the envelope JSON text as published
+  std::string queue;         ///< the (base) queue it came from
+  int priority = 0;          ///< its priority step (0, 3, 6, 9)
+  std::string tag;           ///< broker receipt for ack/requeue (Redis: the delivery_tag)
   bool redelivered = false;  ///< it was restored after an earlier reservation
 };
 
@@ -74,7 +74,8 @@ class Broker {
   virtual std::vector<Delivery> reserve(std::span<const std::string> queues, std::size_t max,
                                         std::chrono::milliseconds timeout) = 0;
   /// reserve() of one message.
-  std::optional<Delivery> get(std::span<const std::string> queues, std::chrono::milliseconds timeout);
+  std::optional<Delivery> get(std::span<const std::string> queues,
+                              std::chrono::milliseconds timeout);
 
   /// Acknowledges (deletes) a reserved message. Unknown tags are ignored.
   virtual void ack(const Delivery& d) = 0;

@@ -82,7 +82,9 @@ class TaskError : public Error {
 };
 
 /// Python's TypeError: wrong number or types of task arguments.
-inline TaskError type_error(const std::string& message) { return TaskError("TypeError", "builtins", message); }
+inline TaskError type_error(const std::string& message) {
+  return TaskError("TypeError", "builtins", message);
+}
 
 /// celery.exceptions.NotRegistered: the worker has no task of that name.
 inline TaskError not_registered(const std::string& task_name) {

@@ -36,24 +36,24 @@ TimePoint parse_iso8601(std::string_view text);
 /// One protocol-2 task message, decoded. Field names follow the wire.
 struct TaskMessage {
   // ---- headers (§3.1) ----
-  std::string id;                          ///< headers.id (task id); also correlation_id
-  std::string task;                        ///< headers.task (registered name)
-  std::string lang = "py";                 ///< headers.lang (Celery itself sends "py"; informational)
-  std::optional<std::string> shadow;       ///< headers.shadow
-  std::optional<TimePoint> eta;            ///< headers.eta: do not run before
-  std::optional<TimePoint> expires;        ///< headers.expires: REVOKED ("expired") after
-  std::optional<std::string> group;        ///< headers.group
-  std::optional<long long> group_index;    ///< headers.group_index
-  int retries = 0;                         ///< headers.retries
-  std::optional<double> time_limit;        ///< headers.timelimit[0] (hard, seconds)
-  std::optional<double> soft_time_limit;   ///< headers.timelimit[1] (soft, seconds)
-  std::string root_id;                     ///< headers.root_id ("" = same as id when encoding)
-  std::optional<std::string> parent_id;    ///< headers.parent_id
-  std::string argsrepr;                    ///< headers.argsrepr ("" = computed when encoding)
-  std::string kwargsrepr;                  ///< headers.kwargsrepr ("" = computed when encoding)
-  std::string origin;                      ///< headers.origin ("" = gen<pid>@<host> when encoding)
-  bool ignore_result = false;              ///< headers.ignore_result
-  bool redelivered = false;                ///< headers.redelivered (restored message)
+  std::string id;                        ///< headers.id (task id); also correlation_id
+  std::string task;                      ///< headers.task (registered name)
+  std::string lang = "py";               ///< headers.lang (Celery itself sends "py"; informational)
+  std::optional<std::string> shadow;     ///< headers.shadow
+  std::optional<TimePoint> eta;          ///< headers.eta: do not run before
+  std::optional<TimePoint> expires;      ///< headers.expires: REVOKED ("expired") after
+  std::optional<std::string> group;      ///< headers.group
+  std::optional<long long> group_index;  ///< headers.group_index
+  int retries = 0;                       ///< headers.retries
+  std::optional<double> time_limit;      ///< headers.timelimit[0] (hard, seconds)
+  std::optional<double> soft_time_limit;  ///< headers.timelimit[1] (soft, seconds)
+  std::string root_id;                    ///< headers.root_id ("" = same as id when encoding)
+  std::optional<std::string> parent_id;   ///< headers.parent_id
+  std::string argsrepr;                   ///< headers.argsrepr ("" = computed when encoding)
+  std::string kwargsrepr;                 ///< headers.kwargsrepr ("" = computed when encoding)
+  std::string origin;                     ///< headers.origin ("" = gen<pid>@<host> when encoding)
+  bool ignore_result = false;             ///< headers.ignore_result
+  bool redelivered = false;               ///< headers.redelivered (restored message)
   OrderedJson extra_headers = OrderedJson::object();  ///< unknown headers, kept in order
 
   // ---- body [args, kwargs, embed] (§3.2) ----
@@ -65,14 +65,14 @@ struct TaskMessage {
   Json chord;                    ///< embed.chord
 
   // ---- properties (§2) ----
-  std::string queue{kDefaultQueue};  ///< delivery_info.routing_key (= queue name)
-  std::string exchange;              ///< delivery_info.exchange ("" for tasks)
-  int priority = 0;                  ///< properties.priority, 0 (highest) .. 9
-  std::string delivery_tag;          ///< fresh UUID4 per publish ("" = made when encoding)
-  std::string reply_to;              ///< properties.reply_to
-  int delivery_mode = 2;             ///< properties.delivery_mode
+  std::string queue{kDefaultQueue};       ///< delivery_info.routing_key (= queue name)
+  std::string exchange;                   ///< delivery_info.exchange ("" for tasks)
+  int priority = 0;                       ///< properties.priority, 0 (highest) .. 9
+  std::string delivery_tag;               ///< fresh UUID4 per publish ("" = made when encoding)
+  std::string reply_to;                   ///< properties.reply_to
+  int delivery_mode = 2;                  ///< properties.delivery_mode
   std::optional<std::string> expiration;  ///< properties.expiration (AMQP TTL string)
-  bool base64_body = true;           ///< properties.body_encoding == "base64"
+  bool base64_body = true;                ///< properties.body_encoding == "base64"
   OrderedJson extra_properties = OrderedJson::object();  ///< unknown properties, kept
 
   /// Whether embed carries any canvas work (callbacks, errbacks, a non-empty

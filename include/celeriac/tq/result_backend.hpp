@@ -69,7 +69,8 @@ class ResultBackend {
   virtual std::vector<std::optional<ResultMeta>> get_many(std::span<const std::string> task_ids);
   /// Waits until the meta is ready (SUCCESS/FAILURE/REVOKED) or `timeout`
   /// elapsed; returns the latest meta (maybe not ready), or nullopt.
-  virtual std::optional<ResultMeta> wait(std::string_view task_id, std::chrono::milliseconds timeout);
+  virtual std::optional<ResultMeta> wait(std::string_view task_id,
+                                         std::chrono::milliseconds timeout);
   /// Blocks until something may have been stored since `*cursor` (updated),
   /// or `timeout`. Returns true on a possible change. The default sleeps
   /// min(timeout, 5 ms) and returns true (a polling backend).

@@ -1,0 +1,586 @@
+// sqlite:// broker and result backend: durable, several processes on one
+// host. WAL journal, busy timeout, reservations and acks in transactions.
+// Within one process every Broker/Backend on the same file shares one
+// connection (no lock contention between them) and a condition variable
+// (publishers wake local consumers at once; other processes are polled).
+#include <sqlite3.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <condition_variable>
+#include <filesystem>
+#include <map>
+#include <mutex>
+#include <thread>
+
+#include "celeriac/tq/broker.hpp"
+#include "celeriac/tq/errors.hpp"
+#include "celeriac/tq/message.hpp"
+#include "celeriac/tq/result_backend.hpp"
+
+namespace celeriac::tq::detail {
+
+std::chrono::seconds expires_param(const Url& url);
+
+namespace {
+
+double unix_now() {
+  return std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
+}
+
+class Stmt {
+ public:
+  Stmt() = default;
+  Stmt(sqlite3* db, const char* sql, const std::string& where) {
+    if (sqlite3_prepare_v3(db, sql, -1, SQLITE_PREPARE_PERSISTENT, &s_, nullptr) != SQLITE_OK)
+      throw BrokerError(where + ": cannot prepare '" + sql + "': " + sqlite3_errmsg(db));
+  }
+  Stmt(const Stmt&) = delete;
+  Stmt& operator=(const Stmt&) = delete;
+  Stmt(Stmt&& o) noexcept : s_(std::exchange(o.s_, nullptr)) {}
+  Stmt& operator=(Stmt&& o) noexcept {
+    std::swap(s_, o.s_);
+    return *this;
+  }
+  ~Stmt() { sqlite3_finalize(s_); }
+  sqlite3_stmt* get() const { return s_; }
+  Stmt& reset() {
+    sqlite3_reset(s_);
+    sqlite3_clear_bindings(s_);
+    return *this;
+  }
+  Stmt& bind(int i, std::string_view v) {
+    sqlite3_bind_text(s_, i, v.data(), static_cast<int>(v.size()), SQLITE_TRANSIENT);
+    return *this;
+  }
+  Stmt& bind(int i, long long v) {
+    sqlite3_bind_int64(s_, i, v);
+    return *this;
+  }
+  Stmt& bind(int i, double v) {
+    sqlite3_bind_double(s_, i, v);
+    return *this;
+  }
+  Stmt& bind_null(int i) {
+    sqlite3_bind_null(s_, i);
+    return *this;
+  }
+  std::string text(int col) const {
+    auto* p = reinterpret_cast<const char*>(sqlite3_column_text(s_, col));
+    return p ? std::string(p, static_cast<std::size_t>(sqlite3_column_bytes(s_, col)))
+             : std::string();
+  }
+  long long integer(int col) const { return sqlite3_column_int64(s_, col); }
+
+ private:
+  sqlite3_stmt* s_ = nullptr;
+};
+
+// One connection per database file per process.
+struct Db {
+  std::string path;
+  std::mutex mu;
+  sqlite3* db = nullptr;
+  std::condition_variable cv;  // publish / store notifications within the process
+  std::uint64_t local_version = 0;
+  std::map<std::string, Stmt> stmts;
+
+  explicit Db(const std::string& p) : path(p) {
+    if (sqlite3_open_v2(p.c_str(), &db,
+                        SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
+                        nullptr) != SQLITE_OK) {
+      std::string msg = db ? sqlite3_errmsg(db) : "out of memory";
+      sqlite3_close(db);
+      throw BrokerError("cannot open SQLite database '" + p + "': " + msg);
+    }
+    sqlite3_busy_timeout(db, 10000);
+    exec("PRAGMA journal_mode=WAL");
+    exec("PRAGMA synchronous=NORMAL");
+    exec(
+        "CREATE TABLE IF NOT EXISTS tq_messages(id INTEGER PRIMARY KEY AUTOINCREMENT, queue TEXT "
+        "NOT NULL, "
+        "step INTEGER NOT NULL, front INTEGER NOT NULL DEFAULT 0, envelope TEXT NOT NULL, "
+        "redelivered INTEGER NOT "
+        "NULL DEFAULT 0, reserved_at REAL, owner TEXT)");
+    exec(
+        "CREATE INDEX IF NOT EXISTS tq_ready ON tq_messages(queue, step, front DESC, id) WHERE "
+        "reserved_at IS "
+        "NULL");
+    exec(
+        "CREATE INDEX IF NOT EXISTS tq_reserved ON tq_messages(reserved_at) WHERE reserved_at IS "
+        "NOT NULL");
+    exec(
+        "CREATE TABLE IF NOT EXISTS tq_dead(id INTEGER PRIMARY KEY AUTOINCREMENT, queue TEXT, "
+        "envelope TEXT, "
+        "reason TEXT, time REAL)");
+    exec(
+        "CREATE TABLE IF NOT EXISTS tq_results(task_id TEXT PRIMARY KEY, status TEXT, meta TEXT, "
+        "expires_at REAL)");
+    exec(
+        "CREATE INDEX IF NOT EXISTS tq_results_exp ON tq_results(expires_at) WHERE expires_at IS "
+        "NOT NULL");
+  }
+  ~Db() {
+    stmts.clear();
+    sqlite3_close_v2(db);
+  }
+
+  void exec(const char* sql) {
+    char* err = nullptr;
+    int rc = sqlite3_exec(db, sql, nullptr, nullptr, &err);
+    if (rc != SQLITE_OK) {
+      std::string msg = err ? err : sqlite3_errstr(rc);
+      sqlite3_free(err);
+      throw BrokerError("SQLite '" + path + "': " + sql + ": " + msg);
+    }
+  }
+
+  Stmt& stmt(const char* sql) {
+    auto it = stmts.find(sql);
+    if (it == stmts.end()) it = stmts.emplace(sql, Stmt(db, sql, "SQLite '" + path + "'")).first;
+    return it->second.reset();
+  }
+
+  // Steps a statement to completion; returns rows changed.
+  int run(Stmt& s) {
+    int rc = sqlite3_step(s.get());
+    if (rc != SQLITE_DONE && rc != SQLITE_ROW) fail("step");
+    sqlite3_reset(s.get());
+    return sqlite3_changes(db);
+  }
+  bool row(Stmt& s) {
+    int rc = sqlite3_step(s.get());
+    if (rc == SQLITE_ROW) return true;
+    if (rc != SQLITE_DONE) fail("query");
+    return false;
+  }
+  [[noreturn]] void fail(const char* what) {
+    throw BrokerError(std::string("SQLite '") + path + "': " + what +
+                      " failed: " + sqlite3_errmsg(db));
+  }
+
+  // Runs fn inside BEGIN IMMEDIATE ... COMMIT (rolled back on exception).
+  template <class F>
+  auto transaction(F&& fn) {
+    exec("BEGIN IMMEDIATE");
+    try {
+      if constexpr (std::is_void_v<decltype(fn())>) {
+        fn();
+        exec("COMMIT");
+      } else {
+        auto r = fn();
+        exec("COMMIT");
+        return r;
+      }
+    } catch (...) {
+      sqlite3_exec(db, "ROLLBACK", nullptr, nullptr, nullptr);
+      throw;
+    }
+  }
+
+  std::uint64_t data_version() {
+    Stmt& s = stmt("PRAGMA data_version");
+    std::uint64_t v = row(s) ? static_cast<std::uint64_t>(s.integer(0)) : 0;
+    sqlite3_reset(s.get());
+    return v;
+  }
+
+  void notify() {
+    ++local_version;
+    cv.notify_all();
+  }
+};
+
+std::string db_path(const Url& url) {
+  if (url.path.empty())
+    throw ConfigError("bad URL '" + url.redacted() +
+                      "': SQLite needs a file path (expected sqlite:///relative/file.db or "
+                      "sqlite:////absolute/file.db)");
+  if (!url.host.empty())
+    throw ConfigError("bad URL '" + url.redacted() + "': SQLite URLs have no host ('" + url.host +
+                      "'); expected sqlite:///relative/file.db or sqlite:////absolute/file.db");
+  std::error_code ec;
+  auto abs = std::filesystem::weakly_canonical(std::filesystem::absolute(url.path, ec), ec);
+  return abs.empty() ? url.path : abs.string();
+}
+
+std::shared_ptr<Db> shared_db(const std::string& path) {
+  static std::mutex mu;
+  static std::map<std::string, std::weak_ptr<Db>> map;
+  std::lock_guard lock(mu);
+  auto& w = map[path];
+  auto s = w.lock();
+  if (!s) {
+    s = std::make_shared<Db>(path);
+    w = s;
+  }
+  return s;
+}
+
+std::string new_owner() {
+  return std::to_string(getpid()) + ":" + make_uuid();
+}
+
+class SqliteBroker final : public Broker {
+ public:
+  explicit SqliteBroker(const Url& url)
+      : url_(url.redacted()), db_(shared_db(db_path(url))), owner_(new_owner()) {}
+  ~SqliteBroker() override {
+    try {
+      close();
+    } catch (...) {
+    }
+  }
+
+  std::string url() const override { return url_; }
+
+  void publish(std::string_view queue, int priority, std::string_view envelope) override {
+    check();
+    std::lock_guard lock(db_->mu);
+    Stmt& s = db_->stmt("INSERT INTO tq_messages(queue, step, envelope) VALUES(?, ?, ?)");
+    s.bind(1, queue).bind(2, static_cast<long long>(priority_step(priority))).bind(3, envelope);
+    db_->run(s);
+    db_->notify();
+  }
+
+  void publish_many(std::span<const Outgoing> messages) override {
+    check();
+    if (messages.empty()) return;
+    std::lock_guard lock(db_->mu);
+    db_->transaction([&] {
+      for (const auto& m : messages) {
+        Stmt& s = db_->stmt("INSERT INTO tq_messages(queue, step, envelope) VALUES(?, ?, ?)");
+        s.bind(1, m.queue)
+            .bind(2, static_cast<long long>(priority_step(m.priority)))
+            .bind(3, m.envelope);
+        db_->run(s);
+      }
+    });
+    db_->notify();
+  }
+
+  std::vector<Delivery> reserve(std::span<const std::string> queues, std::size_t max,
+                                std::chrono::milliseconds timeout) override {
+    check();
+    std::vector<Delivery> out;
+    if (queues.empty() || max == 0) return out;
+    auto deadline = std::chrono::steady_clock::now() + timeout;
+    auto poll = std::chrono::milliseconds(1);
+    std::unique_lock lock(db_->mu);
+    for (;;) {
+      if (closed_) return out;
+      take(queues, max, out);
+      if (!out.empty()) return out;
+      auto now = std::chrono::steady_clock::now();
+      if (now >= deadline) return out;
+      // Wake on a local publish at once; poll for other processes' publishes.
+      std::uint64_t seen = db_->local_version;
+      db_->cv.wait_until(lock, std::min(deadline, now + poll),
+                         [&] { return db_->local_version != seen || closed_; });
+      poll = std::min(poll * 2, std::chrono::milliseconds(20));
+    }
+  }
+
+  void ack(const Delivery& d) override {
+    std::lock_guard lock(db_->mu);
+    Stmt& s = db_->stmt("DELETE FROM tq_messages WHERE id = ?");
+    s.bind(1, id_of(d));
+    db_->run(s);
+  }
+
+  void ack_many(std::span<const Delivery> ds) override {
+    if (ds.empty()) return;
+    std::lock_guard lock(db_->mu);
+    db_->transaction([&] {
+      for (const auto& d : ds) {
+        Stmt& s = db_->stmt("DELETE FROM tq_messages WHERE id = ?");
+        s.bind(1, id_of(d));
+        db_->run(s);
+      }
+    });
+  }
+
+  void requeue(const Delivery& d) override {
+    std::lock_guard lock(db_->mu);
+    requeue_locked(id_of(d), d.envelope);
+    db_->notify();
+  }
+
+  void dead_letter(const Delivery& d, std::string_view reason) override {
+    std::lock_guard lock(db_->mu);
+    db_->transaction([&] {
+      Stmt& del = db_->stmt("DELETE FROM tq_messages WHERE id = ?");
+      del.bind(1, id_of(d));
+      db_->run(del);
+      Stmt& ins =
+          db_->stmt("INSERT INTO tq_dead(queue, envelope, reason, time) VALUES(?, ?, ?, ?)");
+      ins.bind(1, d.queue).bind(2, d.envelope).bind(3, reason).bind(4, unix_now());
+      db_->run(ins);
+    });
+  }
+
+  std::vector<DeadLetter> dead_letters(std::size_t limit) override {
+    std::lock_guard lock(db_->mu);
+    Stmt& s = db_->stmt(
+        "SELECT queue, envelope, reason, time FROM (SELECT * FROM tq_dead ORDER BY id DESC LIMIT "
+        "?) ORDER BY id");
+    s.bind(1, static_cast<long long>(limit));
+    std::vector<DeadLetter> out;
+    while (db_->row(s))
+      out.push_back(DeadLetter{s.text(1), s.text(0), s.text(2), sqlite3_column_double(s.get(), 3)});
+    return out;
+  }
+
+  std::size_t restore_unacked() override {
+    std::lock_guard lock(db_->mu);
+    return restore_where("owner = ?", [&](Stmt& s) { s.bind(1, owner_); });
+  }
+
+  std::size_t restore_stale(std::chrono::seconds visibility_timeout) override {
+    std::lock_guard lock(db_->mu);
+    double limit = unix_now() - static_cast<double>(visibility_timeout.count());
+    return restore_where("reserved_at <= ?", [&](Stmt& s) { s.bind(1, limit); });
+  }
+
+  std::size_t purge(std::string_view queue) override {
+    std::lock_guard lock(db_->mu);
+    Stmt& s = db_->stmt("DELETE FROM tq_messages WHERE queue = ? AND reserved_at IS NULL");
+    s.bind(1, queue);
+    return static_cast<std::size_t>(db_->run(s));
+  }
+
+  std::size_t queue_length(std::string_view queue) override {
+    std::lock_guard lock(db_->mu);
+    Stmt& s = db_->stmt("SELECT count(*) FROM tq_messages WHERE queue = ? AND reserved_at IS NULL");
+    s.bind(1, queue);
+    std::size_t n = db_->row(s) ? static_cast<std::size_t>(s.integer(0)) : 0;
+    sqlite3_reset(s.get());
+    return n;
+  }
+
+  void close() override {
+    if (closed_.exchange(true)) return;
+    {
+      std::lock_guard lock(db_->mu);
+      restore_where("owner = ?", [&](Stmt& s) { s.bind(1, owner_); });
+      db_->notify();
+    }
+  }
+
+ private:
+  void check() const {
+    if (closed_) throw BrokerError("broker '" + url_ + "' is closed");
+  }
+
+  static long long id_of(const Delivery& d) {
+    try {
+      return std::stoll(d.tag);
+    } catch (...) {
+      return -1;
+    }
+  }
+
+  // Caller holds db_->mu.
+  void requeue_locked(long long id, const std::string& envelope) {
+    Stmt& s = db_->stmt(
+        "UPDATE tq_messages SET reserved_at = NULL, owner = NULL, redelivered = 1, front = 1, "
+        "envelope = ? "
+        "WHERE id = ? AND reserved_at IS NOT NULL");
+    s.bind(1, mark_redelivered(envelope)).bind(2, id);
+    db_->run(s);
+  }
+
+  template <class Bind>
+  std::size_t restore_where(const char* cond, Bind bind) {
+    std::string sql =
+        std::string("SELECT id, envelope FROM tq_messages WHERE reserved_at IS NOT NULL AND ") +
+        cond;
+    Stmt sel(db_->db, sql.c_str(), "SQLite '" + db_->path + "'");
+    bind(sel);
+    std::vector<std::pair<long long, std::string>> rows;
+    std::size_t n = db_->transaction([&] {
+      while (db_->row(sel)) rows.emplace_back(sel.integer(0), sel.text(1));
+      for (auto& [id, env] : rows) requeue_locked(id, env);
+      return rows.size();
+    });
+    if (n) db_->notify();
+    return n;
+  }
+
+  // Caller holds db_->mu. One transaction: select by priority step and
+  // round-robin over queues, then mark reserved.
+  void take(std::span<const std::string> queues, std::size_t max, std::vector<Delivery>& out) {
+    double now = unix_now();
+    db_->transaction([&] {
+      for (int step = 0; step <= 9 && out.size() < max; step += 3) {
+        // Round-robin: keep cycling over queues of this step taking one batch
+        // share each until full or all empty.
+        bool any = true;
+        while (any && out.size() < max) {
+          any = false;
+          for (std::size_t k = 0; k < queues.size() && out.size() < max; ++k) {
+            const std::string& qn = queues[(rr_ + k) % queues.size()];
+            std::size_t share = queues.size() == 1 ? max - out.size() : 1;
+            Stmt& s = db_->stmt(
+                "SELECT id, envelope, redelivered FROM tq_messages WHERE queue = ? AND step = ? "
+                "AND reserved_at IS "
+                "NULL ORDER BY front DESC, id LIMIT ?");
+            s.bind(1, qn)
+                .bind(2, static_cast<long long>(step))
+                .bind(3, static_cast<long long>(share));
+            std::size_t before = out.size();
+            while (db_->row(s))
+              out.push_back(
+                  Delivery{s.text(1), qn, step, std::to_string(s.integer(0)), s.integer(2) != 0});
+            sqlite3_reset(s.get());
+            if (out.size() > before) {
+              any = true;
+              ++rr_;
+            }
+          }
+          if (queues.size() == 1) break;
+        }
+      }
+      for (const auto& d : out) {
+        Stmt& u = db_->stmt("UPDATE tq_messages SET reserved_at = ?, owner = ? WHERE id = ?");
+        u.bind(1, now).bind(2, owner_).bind(3, std::stoll(d.tag));
+        db_->run(u);
+      }
+    });
+  }
+
+  std::string url_;
+  std::shared_ptr<Db> db_;
+  std::string owner_;
+  std::atomic<bool> closed_{false};
+  std::size_t rr_ = 0;
+};
+
+class SqliteBackend final : public ResultBackend {
+ public:
+  SqliteBackend(const Url& url, std::chrono::seconds expires)
+      : url_(url.redacted()), expires_(expires), db_(shared_db(db_path(url))) {}
+
+  std::string url() const override { return url_; }
+
+  bool store(const ResultMeta& meta) override {
+    check();
+    std::string text = meta.to_json();
+    std::lock_guard lock(db_->mu);
+    // The WHERE on the upsert keeps a stored SUCCESS (Celery's dedup guard).
+    Stmt& s = db_->stmt(
+        "INSERT INTO tq_results(task_id, status, meta, expires_at) VALUES(?, ?, ?, ?) "
+        "ON CONFLICT(task_id) DO UPDATE SET status = excluded.status, meta = excluded.meta, "
+        "expires_at = excluded.expires_at WHERE tq_results.status != 'SUCCESS' OR "
+        "(tq_results.expires_at IS NOT NULL AND tq_results.expires_at <= ?)");
+    double now = unix_now();
+    s.bind(1, meta.task_id).bind(2, to_string(meta.status)).bind(3, text);
+    if (expires_.count() > 0) {
+      s.bind(4, now + static_cast<double>(expires_.count()));
+    } else {
+      s.bind_null(4);
+    }
+    s.bind(5, now);
+    bool written = db_->run(s) > 0;
+    if (written) db_->notify();
+    return written;
+  }
+
+  std::optional<ResultMeta> get(std::string_view task_id) override {
+    check();
+    std::string text;
+    {
+      std::lock_guard lock(db_->mu);
+      Stmt& s = db_->stmt(
+          "SELECT meta FROM tq_results WHERE task_id = ? AND (expires_at IS NULL OR expires_at > "
+          "?)");
+      s.bind(1, task_id).bind(2, unix_now());
+      bool found = db_->row(s);
+      if (found) text = s.text(0);
+      sqlite3_reset(s.get());
+      if (!found) return std::nullopt;
+    }
+    return ResultMeta::from_json(text);
+  }
+
+  std::vector<std::optional<ResultMeta>> get_many(std::span<const std::string> ids) override {
+    check();
+    std::vector<std::optional<std::string>> texts(ids.size());
+    {
+      std::lock_guard lock(db_->mu);
+      double now = unix_now();
+      for (std::size_t i = 0; i < ids.size(); ++i) {
+        Stmt& s = db_->stmt(
+            "SELECT meta FROM tq_results WHERE task_id = ? AND (expires_at IS NULL OR expires_at > "
+            "?)");
+        s.bind(1, ids[i]).bind(2, now);
+        if (db_->row(s)) texts[i] = s.text(0);
+        sqlite3_reset(s.get());
+      }
+    }
+    std::vector<std::optional<ResultMeta>> out(ids.size());
+    for (std::size_t i = 0; i < ids.size(); ++i)
+      if (texts[i]) out[i] = ResultMeta::from_json(*texts[i]);
+    return out;
+  }
+
+  bool wait_for_change(std::uint64_t* cursor, std::chrono::milliseconds timeout) override {
+    // cursor packs (data_version << 32 | local_version low bits).
+    auto deadline = std::chrono::steady_clock::now() + timeout;
+    auto poll = std::chrono::milliseconds(1);
+    std::unique_lock lock(db_->mu);
+    for (;;) {
+      std::uint64_t v = (db_->data_version() << 32) ^ (db_->local_version & 0xFFFFFFFFu);
+      if (v != *cursor) {
+        *cursor = v;
+        return true;
+      }
+      auto now = std::chrono::steady_clock::now();
+      if (now >= deadline || closed_) return false;
+      std::uint64_t seen = db_->local_version;
+      db_->cv.wait_until(lock, std::min(deadline, now + poll),
+                         [&] { return db_->local_version != seen; });
+      poll = std::min(poll * 2, std::chrono::milliseconds(10));
+    }
+  }
+
+  void forget(std::string_view task_id) override {
+    std::lock_guard lock(db_->mu);
+    Stmt& s = db_->stmt("DELETE FROM tq_results WHERE task_id = ?");
+    s.bind(1, task_id);
+    db_->run(s);
+  }
+
+  std::size_t cleanup() override {
+    std::lock_guard lock(db_->mu);
+    Stmt& s = db_->stmt("DELETE FROM tq_results WHERE expires_at IS NOT NULL AND expires_at <= ?");
+    s.bind(1, unix_now());
+    return static_cast<std::size_t>(db_->run(s));
+  }
+
+  std::chrono::seconds expires() const override { return expires_; }
+
+  void close() override { closed_ = true; }
+
+ private:
+  void check() const {
+    if (closed_) throw BackendError("result backend '" + url_ + "' is closed");
+  }
+
+  std::string url_;
+  std::chrono::seconds expires_;
+  std::shared_ptr<Db> db_;
+  std::atomic<bool> closed_{false};
+};
+
+}  // namespace
+
+std::unique_ptr<Broker> make_sqlite_broker(const Url& url) {
+  return std::make_unique<SqliteBroker>(url);
+}
+std::unique_ptr<ResultBackend> make_sqlite_backend(const Url& url) {
+  return std::make_unique<SqliteBackend>(url, expires_param(url));
+}
+
+}  // namespace celeriac::tq::detail
