@@ -46,9 +46,11 @@ Thread::~Thread() {
 }
 
 void Thread::start() {
+  // A local reference: the target may destroy this Thread before start() returns.
+  const std::shared_ptr<State> keep = state_;
   State& s = state();
   if (started()) throw InvalidStateError("Thread::start: thread '" + s.name + "' already started");
-  s.thread = std::thread([keep = state_] { run_(*keep); });
+  s.thread = std::thread([keep] { run_(*keep); });
   s.launched.set();  // the target may now look at this Thread (e.g. join() itself)
   s.started.wait();
 }
