@@ -1,0 +1,130 @@
+// The Redis broker with kombu's exact key layout (CELERY-PROTOCOL.md §1, §4,
+// §5), so Python Celery and celeriac workers and clients share queues.
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <set>
+#include <string>
+#include <thread>
+#include <unordered_map>
+#include <vector>
+
+#include "celeriac/tq/broker.hpp"
+#include "celeriac/tq/redis/connection.hpp"
+#include "celeriac/tq/redis/pool.hpp"
+
+namespace celeriac::tq::redis {
+
+/// Key of the sorted set where the broker parks messages whose ETA is still
+/// far away (score = ETA as UNIX time, member = JSON [list_key, envelope]).
+/// Python workers never read it; a due message is RPUSHed back to its list.
+inline constexpr std::string_view kEtaKey = "celeriac.eta";
+/// Key of the dead-letter list (LPUSH of JSON {"envelope", "queue",
+/// "reason", "time"}; newest first; trimmed to kDeadLetterCap entries).
+inline constexpr std::string_view kDeadLetterKey = "celeriac.dead";
+/// Largest number of dead letters kept.
+inline constexpr long kDeadLetterCap = 10000;
+
+/// Options of a RedisBroker (also read from the URL's query: e.g.
+/// `redis://h:p/0?visibility_timeout=3600&eta_parking=0`).
+struct BrokerOptions {
+  /// kombu's visibility_timeout: reservations older than this may be
+  /// restored by any worker's restore_stale().
+  std::chrono::seconds visibility_timeout{3600};
+  /// Park messages whose ETA is more than eta_park_threshold away in
+  /// `celeriac.eta` instead of handing them to the worker (which would hold
+  /// them in memory and, past the visibility timeout, see them redelivered).
+  bool eta_parking = true;
+  /// Only ETAs further away than this are parked.
+  std::chrono::milliseconds eta_park_threshold{1000};
+  /// How often the held (reserved, unacknowledged) messages' unacked_index
+  /// scores are refreshed so a live worker's long tasks are never taken for
+  /// a crashed worker's (0 = visibility_timeout / 4, at least 1 s).
+  std::chrono::milliseconds refresh_interval{0};
+  /// Connection timeouts.
+  ConnectOptions connect;
+  /// Give up reconnecting (and throw BrokerError) after this long.
+  std::chrono::milliseconds reconnect_timeout{10000};
+};
+
+/// kombu-compatible Redis broker. Thread-safe (a small connection pool).
+class RedisBroker final : public tq::Broker {
+ public:
+  /// Connects lazily; `url` is a parsed tq URL with scheme "redis".
+  explicit RedisBroker(const tq::Url& url);
+  RedisBroker(const tq::Url& url, BrokerOptions options);
+  ~RedisBroker() override;
+
+  std::string url() const override;
+  void publish(std::string_view queue, int priority, std::string_view envelope) override;
+  void publish_many(std::span<const Outgoing> messages) override;
+  std::vector<Delivery> reserve(std::span<const std::string> queues, std::size_t max,
+                                std::chrono::milliseconds timeout) override;
+  void ack(const Delivery& d) override;
+  void ack_many(std::span<const Delivery> ds) override;
+  void requeue(const Delivery& d) override;
+  void dead_letter(const Delivery& d, std::string_view reason) override;
+  std::vector<DeadLetter> dead_letters(std::size_t limit) override;
+  std::size_t restore_unacked() override;
+  std::size_t restore_stale(std::chrono::seconds visibility_timeout) override;
+  std::size_t purge(std::string_view queue) override;
+  std::size_t queue_length(std::string_view queue) override;
+  void close() override;
+
+  /// Moves parked ETA messages that are due back to the front of their
+  /// lists; returns how many. reserve() calls it (throttled) by itself.
+  std::size_t move_due_eta();
+  /// Number of messages parked in `celeriac.eta`.
+  std::size_t parked_count();
+  /// Refreshes the unacked_index score of every message this instance holds
+  /// (the background refresher calls it); returns how many were refreshed.
+  std::size_t refresh_held();
+  /// Messages this instance reserved and has not acked/requeued yet.
+  std::size_t held_count() const;
+  /// The options in effect.
+  const BrokerOptions& options() const { return opts_; }
+
+ private:
+  struct Held {
+    std::string list_key;  // where a requeue puts it back
+    std::string envelope;
+  };
+  struct ConsumeKeys {
+    std::vector<std::string> keys;   // list keys in BRPOP order
+    std::vector<std::string> bases;  // base queue of each key
+    std::vector<int> steps;          // priority step of each key
+  };
+  void declare(std::string_view queue, Pipeline& p);
+  ConsumeKeys consume_keys(std::span<const std::string> queues);
+  std::vector<Delivery> pop(Connection& c, const ConsumeKeys& k, int pre_index,
+                            const std::string& pre_env, std::size_t max);
+  std::optional<std::chrono::steady_clock::time_point> maybe_move_due(Connection& c);
+  std::pair<std::size_t, double> move_due_on(Connection& c);
+  std::vector<Delivery> park_future(Connection& c, std::vector<Delivery> got);
+  void forget_held(const std::string& tag);
+  void start_refresher();
+  void check_open() const;
+
+  tq::Url url_;
+  BrokerOptions opts_;
+  ConnectionPool pool_;
+  mutable std::mutex mu_;
+  std::set<std::string> declared_;
+  std::unordered_map<std::string, Held> held_;
+  std::size_t rotation_ = 0;
+  std::chrono::steady_clock::time_point next_eta_check_{};
+  std::atomic<bool> closed_{false};
+  std::thread refresher_;
+  std::condition_variable refresher_cv_;
+  bool refresher_stop_ = false;
+};
+
+/// Parses the tq URL's Redis part (host, port, db, password) for the client.
+Url to_redis_url(const tq::Url& url);
+
+}  // namespace celeriac::tq::redis
