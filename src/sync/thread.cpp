@@ -51,6 +51,7 @@ void Thread::start() {
   State& s = state();
   if (started()) throw InvalidStateError("Thread::start: thread '" + s.name + "' already started");
   s.thread = std::thread([keep] { run_(*keep); });
+  s.id = s.thread.get_id();
   s.launched.set();  // the target may now look at this Thread (e.g. join() itself)
   s.started.wait();
 }
@@ -80,7 +81,7 @@ void Thread::check_joinable_(const char* where) const {
   const State& s = state();
   if (!started())
     throw InvalidStateError(std::string(where) + ": thread '" + s.name + "' was never started");
-  if (s.thread.get_id() == std::this_thread::get_id())
+  if (s.id == std::this_thread::get_id())
     throw InvalidStateError(std::string(where) + ": thread '" + s.name + "' cannot join itself");
 }
 
@@ -106,7 +107,7 @@ const std::string& Thread::name() const {
 }
 
 std::thread::id Thread::ident() const {
-  return started() ? state().thread.get_id() : std::thread::id();
+  return started() ? state().id : std::thread::id();
 }
 
 pid_t Thread::native_id() const {

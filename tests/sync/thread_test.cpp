@@ -80,8 +80,10 @@ TEST(Thread, RunsTheTargetUnderItsName) {
   EXPECT_TRUE(t.started());
   EXPECT_NE(t.ident(), std::thread::id());
   EXPECT_NE(t.native_id(), 0);
+  const std::thread::id ident = t.ident();
   t.join();
   EXPECT_FALSE(t.is_alive());
+  EXPECT_EQ(t.ident(), ident) << "ident outlives the thread, as in Python";
   EXPECT_EQ(t.name(), "worker");
   EXPECT_EQ(seen_name, "worker");
   EXPECT_EQ(kernel_name, "worker");

@@ -75,7 +75,8 @@ class Event {
           !word_.compare_exchange_weak(word, word | kWaiters, std::memory_order_acquire)) {
         continue;  // word changed: re-check it
       }
-      if (!sleep(word | kWaiters, deadline)) return is_set();
+      if (!sleep(word | kWaiters, deadline))
+        return signalled(word_.load(std::memory_order_acquire), generation);
       word = word_.load(std::memory_order_acquire);
     }
     return true;

@@ -101,7 +101,8 @@ class Thread {
   /// The thread's full name (the OS may hold a truncated copy).
   const std::string& name() const;
 
-  /// The thread's id once started; std::thread::id() (no thread) before.
+  /// The thread's id once started (still after it ended, as Python's
+  /// ident); std::thread::id() (no thread) before.
   std::thread::id ident() const;
 
   /// The kernel's id of the thread (the TID `top -H` and gdb show) once
@@ -118,6 +119,7 @@ class Thread {
     std::unique_ptr<detail::ThreadTarget> target;
     std::string name;
     std::thread thread;
+    std::thread::id id;  // thread.get_id(), kept after join() as Python keeps ident
     std::atomic<pid_t> tid{0};
     std::exception_ptr error;  // written by the thread before `finished`
     Event launched;            // `thread` is assigned: the new thread may run the target
