@@ -143,8 +143,14 @@ inline Task<void> Promise<void>::get_return_object() noexcept {
 template <class T>
 class JoinAwaiter : private Suspension, private DoneListener {
  public:
-  explicit JoinAwaiter(TaskCore* core) noexcept : core_(core) { core_->add_ref(); }
-  JoinAwaiter(JoinAwaiter&& o) noexcept : Suspension(), DoneListener(), core_(o.core_) {
+  /// With `propagate_cancel` false (shield), cancelling the awaiting task
+  /// only stops the wait.
+  explicit JoinAwaiter(TaskCore* core, bool propagate_cancel = true) noexcept
+      : core_(core), propagate_(propagate_cancel) {
+    core_->add_ref();
+  }
+  JoinAwaiter(JoinAwaiter&& o) noexcept
+      : Suspension(), DoneListener(), core_(o.core_), propagate_(o.propagate_) {
     core_->add_ref();
   }
   ~JoinAwaiter() {
@@ -165,10 +171,16 @@ class JoinAwaiter : private Suspension, private DoneListener {
     static_cast<JoinAwaiter*>(l)->wake();
   }
   static bool on_cancel(Suspension& s) noexcept {
-    static_cast<JoinAwaiter&>(s).core_->cancel();
+    auto& self = static_cast<JoinAwaiter&>(s);
+    if (!self.propagate_) {
+      self.DoneListener::unlink();
+      return true;
+    }
+    self.core_->cancel();
     return false;
   }
   TaskCore* core_;
+  bool propagate_;
 };
 
 }  // namespace detail
