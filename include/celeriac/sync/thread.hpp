@@ -32,6 +32,11 @@ struct ThreadTargetImpl final : ThreadTarget {
   F fn;
 };
 
+/// What a Thread can run: a callable taking no argument, stored by decayed copy.
+template <class F>
+concept ThreadCallable = std::invocable<std::add_lvalue_reference_t<std::decay_t<F>>> &&
+    std::constructible_from<std::decay_t<F>, F &&>;
+
 }  // namespace detail
 
 /// A thread that runs one callable under a name visible to the OS (`top -H`,
@@ -49,15 +54,14 @@ class Thread {
   /// name becomes "Thread-<n>" as in Python. Names longer than
   /// kMaxThreadNameLength bytes are kept whole in name() but truncated for
   /// the OS (see set_current_thread_name()).
-  template <class F>
-  requires std::invocable < std::decay_t<F>
-  & > &&std::constructible_from<std::decay_t<F>, F&&> explicit Thread(F&& target,
-                                                                      std::string name = {})
+  template <detail::ThreadCallable F>
+  explicit Thread(F&& target, std::string name = {})
       : state_(std::make_shared<State>(
             std::make_unique<detail::ThreadTargetImpl<std::decay_t<F>>>(std::forward<F>(target)),
             std::move(name))) {}
 
-  Thread(Thread&&) noexcept = default;
+  /// Takes over `other`'s thread; `other` is left moved-from.
+  Thread(Thread&& other) noexcept = default;
   /// Joins the thread this one held (if started), then takes over `other`'s.
   Thread& operator=(Thread&& other) noexcept;
   Thread(const Thread&) = delete;
