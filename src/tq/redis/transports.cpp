@@ -2,7 +2,9 @@
 #include "celeriac/tq/detail/transports.hpp"
 
 #include "celeriac/tq/broker.hpp"
+#include "celeriac/tq/control.hpp"
 #include "celeriac/tq/redis/broker.hpp"
+#include "celeriac/tq/redis/control.hpp"
 #include "celeriac/tq/redis/result_backend.hpp"
 #include "celeriac/tq/result_backend.hpp"
 
@@ -15,6 +17,13 @@ void register_transports() {
   register_backend_scheme("redis", [](const tq::Url& url) -> std::unique_ptr<tq::ResultBackend> {
     return std::make_unique<RedisResultBackend>(url);
   });
+  register_control_scheme("redis", [](const tq::Url& url) -> std::unique_ptr<ControlClient> {
+    return std::make_unique<RedisControlClient>(url);
+  });
+  register_worker_service(
+      "redis", [](const tq::Url& url, WorkerControl& worker) -> std::unique_ptr<WorkerService> {
+        return std::make_unique<RedisWorkerService>(url, worker);
+      });
 }
 
 }  // namespace celeriac::tq::redis
