@@ -48,7 +48,7 @@ bool flush(Conn* c) {
 }
 
 // Reads until the socket is drained and answers every complete request.
-bool on_readable(Conn* c) {
+bool on_readable(Conn* c, bool hup) {
   char buf[16384];
   for (;;) {
     ssize_t r = ::read(c->fd, buf, sizeof buf);
@@ -80,7 +80,9 @@ bool on_readable(Conn* c) {
         if (!flush(c)) return false;
       }
     }
-    if (static_cast<std::size_t>(r) < sizeof buf) return true;  // drained
+    // A short read drained the socket; unless the peer hung up in the same
+    // edge, wait for the next edge instead of reading EAGAIN.
+    if (static_cast<std::size_t>(r) < sizeof buf && !hup) return true;
   }
 }
 
@@ -132,7 +134,8 @@ int serve_epoll(int port) {
       bool ok = true;
       if (e & (EPOLLERR)) ok = false;
       if (ok && (e & EPOLLOUT) && !c->out.empty()) ok = flush(c);
-      if (ok && (e & (EPOLLIN | EPOLLRDHUP | EPOLLHUP))) ok = on_readable(c);
+      if (ok && (e & (EPOLLIN | EPOLLRDHUP | EPOLLHUP)))
+        ok = on_readable(c, (e & (EPOLLRDHUP | EPOLLHUP)) != 0);
       if (!ok) close_conn(ep, c);
     }
   }
