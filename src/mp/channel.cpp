@@ -243,6 +243,13 @@ bool Channel::fill() {
   }
 }
 
+bool Channel::frame_ready() const noexcept {
+  if (in_.size() < sizeof(FrameHeader)) return false;
+  FrameHeader h;
+  std::memcpy(&h, in_.data(), sizeof h);
+  return in_.size() >= sizeof h + h.len;
+}
+
 bool Channel::next(Frame& f) {
   if (in_.size() < sizeof(FrameHeader)) return false;
   FrameHeader h;

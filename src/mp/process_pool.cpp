@@ -368,7 +368,7 @@ struct ProcessPool::Impl {
             continue;
           }
           ::epoll_ctl(epfd, EPOLL_CTL_DEL, w->ch.fd(), nullptr);
-          if (!w->inflight.empty()) {
+          if (!w->inflight.empty() && !w->expected_exit) {
             w->victim = std::move(w->inflight.front());
             w->inflight.pop_front();
           }

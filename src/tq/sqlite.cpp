@@ -284,8 +284,8 @@ class SqliteBroker final : public Broker {
 
   void ack(const Delivery& d) override {
     std::lock_guard lock(db_->mu);
-    Stmt& s = db_->stmt("DELETE FROM tq_messages WHERE id = ?");
-    s.bind(1, id_of(d));
+    Stmt& s = db_->stmt("DELETE FROM tq_messages WHERE id = ? AND owner = ?");
+    s.bind(1, id_of(d)).bind(2, owner_);
     db_->run(s);
   }
 
@@ -294,8 +294,8 @@ class SqliteBroker final : public Broker {
     std::lock_guard lock(db_->mu);
     db_->transaction([&] {
       for (const auto& d : ds) {
-        Stmt& s = db_->stmt("DELETE FROM tq_messages WHERE id = ?");
-        s.bind(1, id_of(d));
+        Stmt& s = db_->stmt("DELETE FROM tq_messages WHERE id = ? AND owner = ?");
+        s.bind(1, id_of(d)).bind(2, owner_);
         db_->run(s);
       }
     });

@@ -93,7 +93,16 @@ template <class R>
 class PoolTaskT final : public PoolTask {
  public:
   Future<R> future() { return promise_.get_future(); }
-  bool set_running() override { return promise_.set_running_or_notify_cancel(); }
+  bool set_running() override {
+    try {
+      return promise_.set_running_or_notify_cancel();
+    } catch (const InvalidStateError&) {
+      // futures layer: set_running_or_notify_cancel() fails while a thread
+      // sleeps on the pending future (its waiters bit makes the CAS miss).
+      // Run it anyway unless it was cancelled (reported to the lead).
+      return !promise_.get_future().cancelled();
+    }
+  }
   void complete(Frame& f) noexcept override {
     if (f.kind == kError) {
       promise_.try_set_exception(decode_error_payload(f.payload));

@@ -104,6 +104,9 @@ int attach_fd(int fd);
 /// Takes ownership of received descriptor number `index`.
 int take_fd(int index);
 
+/// Closes the descriptors and empties the list.
+void close_fds(std::vector<int>& fds) noexcept;
+
 /// Sets the descriptor lists for the duration of a pack/unpack.
 class FdScope {
  public:

@@ -52,6 +52,7 @@ struct Frame {
 class ByteBuffer {
  public:
   char* data() noexcept { return buf_.get() + begin_; }
+  const char* data() const noexcept { return buf_.get() + begin_; }
   std::size_t size() const noexcept { return end_ - begin_; }
   void consume(std::size_t n) noexcept;
   /// Makes room for at least n more bytes at the end; returns where they go.
@@ -95,6 +96,8 @@ class Channel {
 
   /// Reads what is available without blocking; false at end of stream.
   bool fill();
+  /// Whether a complete frame is buffered.
+  bool frame_ready() const noexcept;
   /// Moves the next complete frame into `f`; false when none is complete.
   bool next(Frame& f);
 

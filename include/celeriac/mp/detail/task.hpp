@@ -125,8 +125,6 @@ struct TaskCall {
   std::vector<int> fds;  // descriptors the arguments carry (owned)
 };
 
-void close_fds(std::vector<int>& fds) noexcept;
-
 template <class F, class... Args>
 TaskCall make_call(InvokeFn invoke, const F& f, const Args&... args) {
   TaskCall call;

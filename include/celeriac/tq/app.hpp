@@ -1,0 +1,172 @@
+// App: the task registry plus broker and backend connections; the entry
+// point of the task queue (Celery's `Celery(...)` object).
+#pragma once
+
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include "celeriac/tq/async_result.hpp"
+#include "celeriac/tq/broker.hpp"
+#include "celeriac/tq/result_backend.hpp"
+#include "celeriac/tq/task.hpp"
+
+namespace celeriac::tq {
+
+class App;
+
+/// App settings (Celery's configuration keys of the same meaning).
+struct AppConfig {
+  std::string broker_url;   ///< "" = sqlite:///celeriac.db
+  std::string backend_url;  ///< "" = same as broker_url when it is sqlite/memory/redis
+  std::string default_queue{kDefaultQueue};
+  bool result_extended = false;  ///< store name/args/kwargs/worker/retries/queue
+};
+
+/// A typed handle to a registered task: delay(), apply_async().
+template <class R, class... A>
+class TaskHandle {
+ public:
+  using result_type = std::conditional_t<std::is_void_v<R>, void, R>;
+
+  TaskHandle(App& app, const TaskDef& def) : app_(&app), def_(&def) {}
+  /// The task name.
+  const std::string& name() const noexcept { return def_->name; }
+  /// Sends the task with positional args (Celery's delay()).
+  template <class... Args>
+  AsyncResult<result_type> delay(Args&&... args) const;
+  /// Sends with options; args as a JSON array and kwargs object.
+  AsyncResult<result_type> apply_async(Json args, Json kwargs = Json::object(), const CallOptions& options = {}) const;
+  /// Sends with options and typed positional args.
+  template <class... Args>
+  AsyncResult<result_type> apply_async_with(const CallOptions& options, Args&&... args) const;
+  /// The definition (name, params, options, runner).
+  const TaskDef& def() const noexcept { return *def_; }
+
+ private:
+  App* app_;
+  const TaskDef* def_;
+};
+
+namespace detail {
+template <class R, class Tuple>
+struct HandleFor;
+template <class R, class... A>
+struct HandleFor<R, std::tuple<A...>> {
+  using type = TaskHandle<R, std::decay_t<A>...>;
+};
+class ResultWatcher;
+}  // namespace detail
+
+/// Options of App::main() (the command line).
+struct MainOptions {
+  bool with_worker = true;  ///< offer the `worker` verb (false for the generic tool)
+  std::string program;      ///< program name shown in help ("" = argv[0])
+};
+
+/// The task queue application.
+class App {
+ public:
+  /// App on the default embedded broker/backend (sqlite:///celeriac.db).
+  App();
+  explicit App(AppConfig config);
+  /// App on `broker_url`, with `backend_url` ("" = same as the broker).
+  App(std::string broker_url, std::string backend_url);
+  ~App();
+  App(const App&) = delete;
+  App& operator=(const App&) = delete;
+
+  /// Registers `fn` as task `name` with parameter names `params` (one per
+  /// parameter after an optional leading Context&). Returns a typed handle.
+  /// Throws ConfigError when the name is taken or params do not match.
+  template <class F>
+  auto task(std::string name, std::vector<std::string> params, F fn, TaskOptions options = {}) {
+    using Traits = detail::FnTraits<std::decay_t<F>>;
+    using Handle = typename detail::HandleFor<typename Traits::result, detail::TaskArgs<F>>::type;
+    TaskDef def;
+    def.name = name;
+    def.params = params;
+    def.options = std::move(options);
+    def.run = detail::make_runner(std::move(name), std::move(params), std::move(fn));
+    return Handle(*this, register_task(std::move(def)));
+  }
+  /// Registers an already built definition (dynamic tasks).
+  const TaskDef& register_task(TaskDef def);
+  /// The task named `name`, or nullptr.
+  const TaskDef* find_task(std::string_view name) const;
+  /// Registered names, sorted.
+  std::vector<std::string> task_names() const;
+
+  /// Sends task `name` (need not be registered here, e.g. a Python task).
+  AsyncResult<Json> send_task(const std::string& name, Json args = Json::array(), Json kwargs = Json::object(),
+                              const CallOptions& options = {});
+  /// Builds the message for a call (no I/O); used by send_task and tests.
+  TaskMessage build_message(const std::string& name, Json args, Json kwargs, const CallOptions& options) const;
+  /// Publishes a built message (with the publish retry policy). Returns its id.
+  std::string publish(const TaskMessage& message, const CallOptions& options = {});
+  /// Publishes many messages in one broker batch (same queue/priority rules).
+  void publish_many(const std::vector<TaskMessage>& messages);
+
+  /// A handle on an existing task id's result.
+  template <class T = Json>
+  AsyncResult<T> async_result(std::string id) {
+    return AsyncResult<T>(*this, std::move(id));
+  }
+
+  /// The broker (created on first use from the URL).
+  Broker& broker();
+  /// The result backend (created on first use).
+  ResultBackend& backend();
+  const AppConfig& config() const noexcept { return config_; }
+  /// Replace the URLs before first use (the CLI's --broker/--backend).
+  void set_urls(const std::string& broker_url, const std::string& backend_url);
+
+  /// Celery's command line: worker, call, result, purge, inspect, status.
+  /// Returns the process exit code. See docs/tq.md.
+  int main(int argc, char** argv, const MainOptions& options = {});
+
+  // internal: the result watcher behind AsyncResult
+  detail::ResultWatcher& watcher();
+
+ private:
+  AppConfig config_;
+  mutable std::mutex mu_;
+  std::map<std::string, std::unique_ptr<TaskDef>, std::less<>> tasks_;
+  std::unique_ptr<Broker> broker_;
+  std::unique_ptr<ResultBackend> backend_;
+  std::unique_ptr<detail::ResultWatcher> watcher_;
+};
+
+// ---- TaskHandle ----
+
+template <class R, class... A>
+template <class... Args>
+AsyncResult<typename TaskHandle<R, A...>::result_type> TaskHandle<R, A...>::delay(Args&&... args) const {
+  return apply_async_with(CallOptions{}, std::forward<Args>(args)...);
+}
+
+template <class R, class... A>
+template <class... Args>
+AsyncResult<typename TaskHandle<R, A...>::result_type> TaskHandle<R, A...>::apply_async_with(
+    const CallOptions& options, Args&&... args) const {
+  Json a = Json::array();
+  (a.push_back(Json(std::forward<Args>(args))), ...);
+  return apply_async(std::move(a), Json::object(), options);
+}
+
+template <class R, class... A>
+AsyncResult<typename TaskHandle<R, A...>::result_type> TaskHandle<R, A...>::apply_async(
+    Json args, Json kwargs, const CallOptions& options) const {
+  CallOptions o = options;
+  if (o.queue.empty()) o.queue = def_->options.queue;
+  if (!o.ignore_result) o.ignore_result = def_->options.ignore_result;
+  TaskMessage m = app_->build_message(def_->name, std::move(args), std::move(kwargs), o);
+  // Register the watcher before publishing so a fast result is not missed.
+  AsyncResult<result_type> r(*app_, m.id);
+  app_->publish(m, o);
+  return r;
+}
+
+}  // namespace celeriac::tq

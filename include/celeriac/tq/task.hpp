@@ -1,0 +1,245 @@
+// Task definitions: options, call options, and the typed binding of JSON
+// args/kwargs to a C++ callable's parameters (by position or by name).
+#pragma once
+
+#include <cmath>
+#include <exception>
+#include <functional>
+#include <limits>
+#include <optional>
+#include <string>
+#include <tuple>
+#include <type_traits>
+#include <utility>
+#include <vector>
+
+#include "celeriac/tq/context.hpp"
+#include "celeriac/tq/errors.hpp"
+#include "celeriac/tq/json.hpp"
+#include "celeriac/tq/message.hpp"
+
+namespace celeriac::tq {
+
+/// Per-task settings (Celery's task decorator options).
+struct TaskOptions {
+  /// Exceptions that retry the task automatically (see autoretry_on<E...>()).
+  std::function<bool(const std::exception&)> autoretry_for;
+  /// Retries allowed; nullopt = unlimited (Celery: None). Default 3.
+  std::optional<int> max_retries = 3;
+  /// Countdown of retry() without one, and of autoretry without backoff (s).
+  double default_retry_delay = 180;
+  /// Exponential backoff factor in seconds for autoretry (0 = off; Celery's
+  /// retry_backoff=True is 1): countdown = min(backoff_max, factor * 2^retries).
+  double retry_backoff = 0;
+  /// Cap of the backoff countdown (s).
+  double retry_backoff_max = 600;
+  /// Full jitter: countdown = random in [0, countdown].
+  bool retry_jitter = true;
+  /// Ack after the task finished instead of when it starts (nullopt = worker default).
+  std::optional<bool> acks_late;
+  /// Never store this task's results.
+  bool ignore_result = false;
+  /// Store STARTED before running (Celery's track_started).
+  bool track_started = false;
+  /// Default queue for calls ("" = the app's default queue).
+  std::string queue;
+};
+
+/// An autoretry_for predicate matching any of the exception types E...
+template <class... E>
+std::function<bool(const std::exception&)> autoretry_on() {
+  return [](const std::exception& e) { return ((dynamic_cast<const E*>(&e) != nullptr) || ...); };
+}
+
+/// Publisher retry policy (Celery's retry_policy for apply_async): how often
+/// to retry publishing when the broker fails.
+struct RetryPolicy {
+  int max_retries = 3;
+  double interval_start = 0;
+  double interval_step = 0.2;
+  double interval_max = 0.2;
+};
+
+/// Options of apply_async()/send_task().
+struct CallOptions {
+  std::optional<double> countdown;       ///< seconds from now -> headers.eta
+  std::optional<TimePoint> eta;          ///< absolute earliest run time
+  std::optional<double> expires_in;      ///< seconds from now -> headers.expires
+  std::optional<TimePoint> expires;      ///< absolute expiry
+  std::string queue;                     ///< "" = task's or app's default queue
+  std::optional<int> priority;           ///< 0 (highest) .. 9, Redis meaning
+  std::string task_id;                   ///< "" = new UUID4
+  std::optional<bool> ignore_result;     ///< default: the task's setting
+  OrderedJson headers = OrderedJson::object();  ///< custom headers (Context::headers())
+  bool retry = true;                     ///< retry publishing on BrokerError
+  RetryPolicy retry_policy;
+  std::optional<double> time_limit;       ///< headers.timelimit[0]
+  std::optional<double> soft_time_limit;  ///< headers.timelimit[1]
+  std::optional<std::string> parent_id;   ///< headers.parent_id
+  std::optional<std::string> root_id;     ///< headers.root_id
+  std::optional<std::string> shadow;      ///< headers.shadow
+};
+
+/// A registered task, type-erased: what the worker runs.
+struct TaskDef {
+  std::string name;
+  std::vector<std::string> params;  ///< parameter names, for kwargs
+  TaskOptions options;
+  /// Converts args/kwargs, calls the function, converts the result. Throws
+  /// TaskError("TypeError", ...) for bad arguments, or what the task throws.
+  std::function<Json(Context&, const Json& args, const Json& kwargs)> run;
+};
+
+namespace detail {
+
+std::string json_type_name(const Json& j);
+
+template <class T>
+std::string cpp_type_name() {
+  using U = std::decay_t<T>;
+  if constexpr (std::is_same_v<U, bool>) return "bool";
+  else if constexpr (std::is_integral_v<U>) return "int";
+  else if constexpr (std::is_floating_point_v<U>) return "float";
+  else if constexpr (std::is_same_v<U, std::string>) return "str";
+  else if constexpr (std::is_same_v<U, Json>) return "any";
+  else return "a value convertible from JSON";
+}
+
+template <class T>
+std::decay_t<T> convert_arg(const std::string& task, const std::string& param, const Json& j) {
+  using U = std::decay_t<T>;
+  auto fail = [&]() -> TaskError {
+    return type_error(task + "() argument '" + param + "' must be " + cpp_type_name<U>() + ", got " +
+                      json_type_name(j) + " " + dumps(j));
+  };
+  if constexpr (std::is_same_v<U, Json>) {
+    return j;
+  } else if constexpr (std::is_same_v<U, bool>) {
+    if (!j.is_boolean()) throw fail();
+    return j.get<bool>();
+  } else if constexpr (std::is_integral_v<U>) {
+    if (j.is_number_integer() || j.is_number_unsigned()) {
+      if (j.is_number_unsigned() ? j.get<std::uint64_t>() > static_cast<std::uint64_t>(std::numeric_limits<U>::max())
+                                 : (j.get<std::int64_t>() < static_cast<std::int64_t>(std::numeric_limits<U>::min()) ||
+                                    (j.get<std::int64_t>() > 0 &&
+                                     static_cast<std::uint64_t>(j.get<std::int64_t>()) >
+                                         static_cast<std::uint64_t>(std::numeric_limits<U>::max()))))
+        throw type_error(task + "() argument '" + param + "' is out of range: " + dumps(j));
+      return j.get<U>();
+    }
+    if (j.is_number_float() && std::isfinite(j.get<double>()) && std::floor(j.get<double>()) == j.get<double>())
+      return static_cast<U>(j.get<double>());
+    throw fail();
+  } else if constexpr (std::is_floating_point_v<U>) {
+    if (!j.is_number()) throw fail();
+    return j.get<U>();
+  } else if constexpr (std::is_same_v<U, std::string>) {
+    if (!j.is_string()) throw fail();
+    return j.get<std::string>();
+  } else {
+    try {
+      return j.get<U>();
+    } catch (const nlohmann::json::exception& e) {
+      throw type_error(task + "() argument '" + param + "' has the wrong shape: " + e.what() + " (got " +
+                       dumps(j) + ")");
+    }
+  }
+}
+
+/// Resolves positional + keyword arguments to one JSON value per parameter,
+/// with Python's TypeError messages.
+std::vector<const Json*> bind_arguments(const std::string& task, const std::vector<std::string>& params,
+                                        const Json& args, const Json& kwargs);
+
+template <class T>
+struct FnTraits : FnTraits<decltype(&T::operator())> {};
+template <class R, class... A>
+struct FnTraits<R (*)(A...)> {
+  using result = R;
+  using args = std::tuple<A...>;
+};
+template <class R, class... A>
+struct FnTraits<R(A...)> : FnTraits<R (*)(A...)> {};
+template <class C, class R, class... A>
+struct FnTraits<R (C::*)(A...) const> : FnTraits<R (*)(A...)> {};
+template <class C, class R, class... A>
+struct FnTraits<R (C::*)(A...)> : FnTraits<R (*)(A...)> {};
+
+template <class Tuple>
+struct TakesContext : std::false_type {};
+template <class First, class... Rest>
+struct TakesContext<std::tuple<First, Rest...>> : std::is_same<First, Context&> {};
+
+template <class Tuple>
+struct DropFirst;
+template <class First, class... Rest>
+struct DropFirst<std::tuple<First, Rest...>> {
+  using type = std::tuple<Rest...>;
+};
+
+template <class F, class... A, std::size_t... I>
+Json invoke_bound(F& fn, Context* ctx, const std::string& task, const std::vector<std::string>& params,
+                  const std::vector<const Json*>& values, std::index_sequence<I...>, std::tuple<A...>*) {
+  std::tuple<std::decay_t<A>...> converted{convert_arg<A>(task, params[I], *values[I])...};
+  using R = std::invoke_result_t<F&, A...>;
+  (void)ctx;
+  if constexpr (std::is_void_v<R>) {
+    std::apply(fn, std::move(converted));
+    return nullptr;
+  } else {
+    return Json(std::apply(fn, std::move(converted)));
+  }
+}
+
+template <class F, class... A, std::size_t... I>
+Json invoke_bound_ctx(F& fn, Context& ctx, const std::string& task, const std::vector<std::string>& params,
+                      const std::vector<const Json*>& values, std::index_sequence<I...>, std::tuple<A...>*) {
+  std::tuple<std::decay_t<A>...> converted{convert_arg<A>(task, params[I], *values[I])...};
+  using R = std::invoke_result_t<F&, Context&, A...>;
+  if constexpr (std::is_void_v<R>) {
+    std::apply([&](auto&&... a) { fn(ctx, std::forward<decltype(a)>(a)...); }, std::move(converted));
+    return nullptr;
+  } else {
+    return Json(std::apply([&](auto&&... a) { return fn(ctx, std::forward<decltype(a)>(a)...); },
+                           std::move(converted)));
+  }
+}
+
+/// The typed task's parameter list (without a leading Context&).
+template <class F>
+using TaskArgs = std::conditional_t<TakesContext<typename FnTraits<std::decay_t<F>>::args>::value,
+                                    typename DropFirst<typename FnTraits<std::decay_t<F>>::args>::type,
+                                    typename FnTraits<std::decay_t<F>>::args>;
+
+template <class F>
+std::function<Json(Context&, const Json&, const Json&)> make_runner(std::string name, std::vector<std::string> params,
+                                                                     F fn) {
+  using Args = TaskArgs<F>;
+  constexpr std::size_t n = std::tuple_size_v<Args>;
+  if (params.size() != n)
+    throw ConfigError("task '" + name + "' has " + std::to_string(n) + " parameter(s) but " +
+                      std::to_string(params.size()) + " parameter name(s) were given");
+  return [name = std::move(name), params = std::move(params), fn = std::move(fn)](
+             Context& ctx, const Json& args, const Json& kwargs) mutable -> Json {
+    auto values = bind_arguments(name, params, args, kwargs);
+    if constexpr (TakesContext<typename FnTraits<std::decay_t<F>>::args>::value) {
+      return invoke_bound_ctx(fn, ctx, name, params, values, std::make_index_sequence<n>{},
+                              static_cast<Args*>(nullptr));
+    } else {
+      return invoke_bound(fn, &ctx, name, params, values, std::make_index_sequence<n>{},
+                          static_cast<Args*>(nullptr));
+    }
+  };
+}
+
+}  // namespace detail
+
+/// The Celery-style error for any C++ exception a task threw: TaskError keeps
+/// its own type; std::invalid_argument/domain_error/length_error/range_error
+/// -> ValueError, std::out_of_range -> IndexError, std::overflow_error ->
+/// OverflowError, std::bad_alloc -> MemoryError, nlohmann type errors ->
+/// TypeError, celeriac::TimeoutError -> TimeoutError, std::system_error ->
+/// OSError, anything else -> RuntimeError (all exc_module "builtins").
+TaskError to_task_error(std::exception_ptr e);
+
+}  // namespace celeriac::tq

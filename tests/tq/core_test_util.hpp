@@ -1,0 +1,42 @@
+// Helpers shared by the core tq tests.
+#pragma once
+
+#include <unistd.h>
+
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+#include <string>
+
+#include "celeriac/tq/message.hpp"
+
+namespace tqtest {
+
+inline std::string read_sample(const std::string& name) {
+  std::ifstream in(std::string(CELERIAC_TQ_TEST_DATA) + "/" + name, std::ios::binary);
+  if (!in) throw std::runtime_error("missing test sample " + name);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+/// A fresh temporary SQLite URL, file removed at scope exit.
+class TempDb {
+ public:
+  TempDb() {
+    dir_ = std::filesystem::temp_directory_path() /
+           ("celeriac-tq-" + std::to_string(getpid()) + "-" + celeriac::tq::make_uuid());
+    std::filesystem::create_directories(dir_);
+  }
+  ~TempDb() {
+    std::error_code ec;
+    std::filesystem::remove_all(dir_, ec);
+  }
+  std::string url() const { return "sqlite:///" + (dir_ / "tq.db").string(); }
+  std::string path() const { return (dir_ / "tq.db").string(); }
+
+ private:
+  std::filesystem::path dir_;
+};
+
+}  // namespace tqtest
