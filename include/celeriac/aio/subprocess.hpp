@@ -25,6 +25,11 @@ enum class Stdio {
 
 /// Settings of create_subprocess_exec.
 struct SubprocessOptions {
+  /// Not an aggregate on purpose: g++ 12 destroys a non-trivially
+  /// destructible aggregate temporary twice when the co_await that uses it
+  /// throws (e.g. `co_await create_subprocess_exec("missing")` with the
+  /// default options). See docs/aio-internals.md, "g++ 12 caveats".
+  SubprocessOptions() noexcept {}
   Stdio stdin_ = Stdio::inherit;
   Stdio stdout_ = Stdio::inherit;
   Stdio stderr_ = Stdio::inherit;

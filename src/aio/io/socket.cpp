@@ -172,7 +172,14 @@ std::string SocketAddress::host() const {
       auto off = offsetof(sockaddr_un, sun_path);
       if (len_ <= off) return {};  // unnamed (e.g. a socketpair end)
       std::size_t n = len_ - off;
-      if (un->sun_path[0] == '\0') return "@" + std::string(un->sun_path + 1, n - 1);
+      if (un->sun_path[0] == '\0') {
+        // Abstract name: shown with a leading '@' (appended, see to_string).
+        std::string name;
+        name.reserve(n);
+        name.push_back('@');
+        name.append(un->sun_path + 1, n - 1);
+        return name;
+      }
       return std::string(un->sun_path, strnlen(un->sun_path, n));
     }
     default:
@@ -192,13 +199,25 @@ std::uint16_t SocketAddress::port() const noexcept {
 }
 
 std::string SocketAddress::to_string() const {
+  // Built by appending to one string: `"literal" + std::string&&` makes g++
+  // 12 report a false -Wrestrict.
+  std::string out;
   switch (storage_.ss_family) {
     case AF_INET:
-      return host() + ":" + std::to_string(port());
+      out = host();
+      out += ':';
+      out += std::to_string(port());
+      return out;
     case AF_INET6:
-      return "[" + host() + "]:" + std::to_string(port());
+      out = "[";
+      out += host();
+      out += "]:";
+      out += std::to_string(port());
+      return out;
     case AF_UNIX:
-      return "unix:" + host();
+      out = "unix:";
+      out += host();
+      return out;
     default:
       return "<unspecified>";
   }

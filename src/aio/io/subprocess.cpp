@@ -163,11 +163,13 @@ StreamReader& Process::stderr_() {
   return st_->err;
 }
 
-Task<Process> create_subprocess_exec(std::string program, std::vector<std::string> args,
-                                     SubprocessOptions options) {
-  EventLoop& loop = EventLoop::current();
+namespace {
+
+// Spawns the child and wraps its pidfd and pipes for the loop.
+Process start_process(EventLoop& loop, std::string program, std::vector<std::string> args,
+                      const SubprocessOptions& options) {
   detail::SpawnOptions so;
-  so.argv.push_back(program);
+  so.argv.push_back(std::move(program));
   for (auto& a : args) so.argv.push_back(std::move(a));
   so.env = options.env;
   so.cwd = options.cwd;
@@ -185,7 +187,14 @@ Task<Process> create_subprocess_exec(std::string program, std::vector<std::strin
   if (sp.stdin_fd >= 0) st->in = make_stream(sp.stdin_fd, options.stream).writer;
   if (sp.stdout_fd >= 0) st->out = make_stream(sp.stdout_fd, options.stream).reader;
   if (sp.stderr_fd >= 0) st->err = make_stream(sp.stderr_fd, options.stream).reader;
-  co_return Process(st);
+  return Process(st);
+}
+
+}  // namespace
+
+Task<Process> create_subprocess_exec(std::string program, std::vector<std::string> args,
+                                     SubprocessOptions options) {
+  co_return start_process(EventLoop::current(), std::move(program), std::move(args), options);
 }
 
 }  // namespace celeriac::aio
