@@ -58,6 +58,7 @@ struct ProcessPool::Impl {
   std::vector<std::unique_ptr<Worker>> workers;
   bool shut = false;
   bool broken = false;
+  bool started = false;  // workers start on the first submit
   std::string broken_msg;
   std::uint64_t seq = 0;
   int epfd = -1;
@@ -80,15 +81,6 @@ struct ProcessPool::Impl {
     ev.events = EPOLLIN;
     ev.data.ptr = nullptr;
     ::epoll_ctl(epfd, EPOLL_CTL_ADD, evfd, &ev);
-    try {
-      std::lock_guard lock(mu);
-      for (std::size_t i = 0; i < nworkers; ++i) spawn_locked();
-    } catch (...) {
-      for (auto& w : workers) reap(*w);
-      ::close(epfd);
-      ::close(evfd);
-      throw;
-    }
     io = std::thread([this] { run(); });
   }
 
@@ -132,6 +124,22 @@ struct ProcessPool::Impl {
       flush_locked(*w);
     }
     workers.push_back(std::move(w));
+  }
+
+  // Workers start with the first task, as Python's (3.9+): until then the
+  // pool cannot be broken, so the first submit always returns a future, and
+  // a failing initializer surfaces there deterministically. A pool never
+  // used forks nothing.
+  void start_workers_locked() {
+    if (started) return;
+    started = true;
+    try {
+      while (workers.size() < nworkers) spawn_locked();
+    } catch (...) {
+      if (!workers.empty()) return;  // run with fewer; the I/O thread retries
+      started = false;
+      throw;
+    }
   }
 
   void flush_locked(Worker& w) {
@@ -206,6 +214,7 @@ struct ProcessPool::Impl {
       std::lock_guard lock(mu);
       if (broken) throw BrokenExecutor(broken_msg);
       if (shut) throw BrokenExecutor("celeriac::mp::ProcessPool: cannot submit after shutdown");
+      start_workers_locked();
       t->seq = ++seq;
       pending.push_back(std::move(t));
       timed = dispatch_locked();
@@ -225,6 +234,8 @@ struct ProcessPool::Impl {
       for (auto& t : w->inflight) fails.emplace_back(std::move(t), e);
       w->inflight.clear();
       if (!w->gone) {
+        // Their tasks failed with the pool: nothing left to wait for.
+        detail::sys_pidfd_send_signal(w->pidfd, SIGKILL);
         w->gone = true;
         w->expected_exit = true;
       }
@@ -368,7 +379,9 @@ struct ProcessPool::Impl {
             continue;
           }
           ::epoll_ctl(epfd, EPOLL_CTL_DEL, w->ch.fd(), nullptr);
-          if (!w->inflight.empty() && !w->expected_exit) {
+          // A worker that dies in its initializer was running no task: the
+          // pool breaks below, with the cause named.
+          if (!w->inflight.empty() && !w->expected_exit && !w->init_pending) {
             w->victim = std::move(w->inflight.front());
             w->inflight.pop_front();
           }
@@ -405,7 +418,7 @@ struct ProcessPool::Impl {
       }
       {
         std::lock_guard lock(mu);
-        if (!broken && (!shut || !pending.empty())) {
+        if (!broken && started && (!shut || !pending.empty())) {
           try {
             while (workers.size() < nworkers) spawn_locked();
           } catch (const std::exception& e) {

@@ -172,6 +172,9 @@ void child_main(int fd) {
       } catch (...) {
         child_exit(0);  // parent gone
       }
+      // A worker whose initializer failed must not run the tasks already
+      // sent behind it (as Python's): the parent breaks the pool on the reply.
+      if (f.kind == kInit && kind == kError) child_exit(1);
     }
   } catch (const std::exception& e) {
     std::fprintf(stderr, "celeriac::mp: worker pid %d failed: %s\n", static_cast<int>(::getpid()),

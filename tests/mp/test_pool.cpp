@@ -64,6 +64,17 @@ int g_init_value = 0;
 void set_init(int v) { g_init_value = v; }
 int get_init() { return g_init_value; }
 void failing_init() { throw std::runtime_error("no database"); }
+void crashing_init() {
+  std::signal(SIGSEGV, SIG_DFL);
+  std::raise(SIGSEGV);
+}
+// Marks the shared flag: proves whether a task ran at all.
+int mark(mp::SharedArray<int> flag) {
+  flag[0] = 1;
+  return 1;
+}
+// Blocks until the parent sends a value through the pipe, returns it.
+int wait_for_go(mp::Connection c) { return c.recv<int>(std::chrono::seconds(10)); }
 
 TEST(ProcessPool, SubmitReturnsTheResult) {
   mp::ProcessPool pool(2);
@@ -157,7 +168,9 @@ TEST(ProcessPool, ExceptionsKeepTypeAndMessage) {
 
 TEST(ProcessPool, TimeoutKillsAndReplacesTheWorker) {
   mp::ProcessPool pool(1);
+  EXPECT_EQ(pool.submit(&add, 1, 1).result(10s), 2);
   auto before = pool.pids();
+  ASSERT_EQ(before.size(), 1u);
   mp::TaskOptions o;
   o.timeout = 200ms;
   auto f = pool.submit_with(o, &hang);
@@ -207,17 +220,45 @@ TEST(ProcessPool, InitializerRunsInEveryWorker) {
   EXPECT_EQ(g_init_value, 0);  // not in the parent
 }
 
+TEST(ProcessPool, WorkersStartWithTheFirstSubmit) {
+  mp::ProcessPool pool(2);
+  EXPECT_TRUE(pool.pids().empty());
+  EXPECT_EQ(pool.submit(&add, 1, 1).result(10s), 2);
+  EXPECT_EQ(pool.pids().size(), 2u);
+}
+
+// The first submit always returns a future (workers start with it), the
+// future fails with the initializer's error, and the task never ran.
 TEST(ProcessPool, FailingInitializerBreaksThePool) {
   mp::ProcessPoolOptions o;
   o.max_workers = 1;
   o.initializer = mp::Call(&failing_init);
   mp::ProcessPool pool(std::move(o));
-  auto f = pool.submit(&add, 1, 1);
+  mp::SharedArray<int> flag(1);
+  auto f = pool.submit(&mark, flag);
   try {
     f.result(10s);
     FAIL();
   } catch (const BrokenExecutor& e) {
     EXPECT_NE(std::string(e.what()).find("no database"), std::string::npos) << e.what();
+  }
+  EXPECT_THROW(pool.submit(&add, 1, 1), BrokenExecutor);
+  pool.shutdown();  // reaps the worker: it can no longer run anything
+  EXPECT_EQ(flag[0], 0) << "a task ran in a worker whose initializer failed";
+}
+
+TEST(ProcessPool, InitializerThatCrashesBreaksThePool) {
+  mp::ProcessPoolOptions o;
+  o.max_workers = 2;
+  o.initializer = mp::Call(&crashing_init);
+  mp::ProcessPool pool(std::move(o));
+  try {
+    pool.submit(&add, 1, 1).result(10s);
+    FAIL();
+  } catch (const BrokenExecutor& e) {
+    std::string what = e.what();
+    EXPECT_NE(what.find("SIGSEGV"), std::string::npos) << what;
+    EXPECT_NE(what.find("initializer"), std::string::npos) << what;
   }
   EXPECT_THROW(pool.submit(&add, 1, 1), BrokenExecutor);
 }
@@ -287,6 +328,20 @@ TEST(ProcessPool, ShutdownRejectsNewWorkAndReapsWorkers) {
     // Reaped by the fork server: the pid no longer exists (not even a zombie).
     EXPECT_EQ(::kill(p, 0), -1) << p;
   }
+}
+
+// shutdown(wait=false) returns while a task still runs (it is blocked on a
+// pipe only this thread can feed); the task then finishes normally.
+TEST(ProcessPool, ShutdownWithoutWaitingLetsRunningTasksFinish) {
+  mp::ProcessPool pool(1);
+  auto [mine, theirs] = mp::Pipe();
+  auto f = pool.submit(&wait_for_go, theirs);
+  theirs.close();
+  pool.shutdown(false);
+  EXPECT_THROW(pool.submit(&add, 1, 1), BrokenExecutor);
+  EXPECT_FALSE(f.done());
+  mine.send(41);
+  EXPECT_EQ(f.result(10s), 41);
 }
 
 TEST(ProcessPool, ShutdownCancelsQueuedFutures) {

@@ -49,7 +49,9 @@ struct ProcessPoolOptions {
   /// Number of worker processes; 0 means std::thread::hardware_concurrency().
   std::size_t max_workers = 0;
   /// Run once in each worker before its first task. If it throws or the
-  /// worker dies during it, the pool is broken (BrokenExecutor), as Python's.
+  /// worker dies during it, the pool is broken (BrokenExecutor naming the
+  /// cause), as Python's: pending futures fail, later submits throw, and
+  /// that worker runs no task.
   Call initializer;
   /// A worker is replaced by a fresh process after this many tasks (0: never).
   std::size_t max_tasks_per_child = 0;
@@ -93,16 +95,7 @@ template <class R>
 class PoolTaskT final : public PoolTask {
  public:
   Future<R> future() { return promise_.get_future(); }
-  bool set_running() override {
-    try {
-      return promise_.set_running_or_notify_cancel();
-    } catch (const InvalidStateError&) {
-      // futures layer: set_running_or_notify_cancel() fails while a thread
-      // sleeps on the pending future (its waiters bit makes the CAS miss).
-      // Run it anyway unless it was cancelled (reported to the lead).
-      return !promise_.get_future().cancelled();
-    }
-  }
+  bool set_running() override { return promise_.set_running_or_notify_cancel(); }
   void complete(Frame& f) noexcept override {
     if (f.kind == kError) {
       promise_.try_set_exception(decode_error_payload(f.payload));
@@ -203,7 +196,9 @@ class MapResult {
 };
 
 /// A pool of worker processes forked from the fork server (see
-/// fork_server.hpp: call mp::init() at the top of main). One thread per
+/// fork_server.hpp: call mp::init() at the top of main). The workers start
+/// with the first submit (as Python's), so the first submit always returns a
+/// future, even when the initializer is about to fail. One thread per
 /// pool, started by the constructor, reads the workers' replies (epoll),
 /// completes the futures (so done-callbacks run on it), enforces timeouts
 /// and replaces dead workers. Thread-safe: submit from any thread.
@@ -278,7 +273,7 @@ class ProcessPool {
 
   /// Number of worker processes the pool keeps.
   std::size_t max_workers() const noexcept;
-  /// Pids of the current workers.
+  /// Pids of the current workers (none before the first submit).
   std::vector<pid_t> pids() const;
 
  private:
