@@ -141,7 +141,7 @@ TaskCall make_call(InvokeFn invoke, const F& f, const Args&... args) {
       throw;
     }
   }
-  call.args.assign(buf.data(), buf.size());
+  call.args = std::string(buf.data(), buf.size());  // not assign(): g++ 12 -Wrestrict false positive
   return call;
 }
 
