@@ -9,17 +9,27 @@
 namespace celeriac::tq {
 namespace {
 
-// Marker literals the NaN/Infinity pre-pass writes; all parse as doubles and
-// are told apart by their exact text in the SAX handler.
-constexpr std::string_view kNanMark = "1e99999999";
-constexpr std::string_view kInfMark = "2e99999999";
-constexpr std::string_view kNegInfMark = "-2e99999999";
+// The NaN/Infinity pre-pass rewrites the bare tokens to number literals that
+// underflow to a finite zero (nlohmann rejects overflowing literals before a
+// SAX handler sees them); the SAX handler tells them apart by their exact
+// text. The exponent is made longer than any "e-999..." run in the input, so
+// a genuine number in the input can never be mistaken for a marker.
+struct NonFiniteMarks {
+  std::string nan, inf, neg_inf;
+};
+
+NonFiniteMarks marks_for(std::string_view in) {
+  std::string exponent = "e-99999999";
+  while (in.find(exponent) != std::string_view::npos) exponent.push_back('9');
+  return {"1" + exponent, "2" + exponent, "-2" + exponent};
+}
 
 // Rewrites bare NaN / Infinity / -Infinity outside strings. Returns false
 // (and leaves `out` empty) when there are none.
-bool rewrite_non_finite(std::string_view in, std::string& out) {
+bool rewrite_non_finite(std::string_view in, std::string& out, NonFiniteMarks& marks) {
   if (in.find("NaN") == std::string_view::npos && in.find("Infinity") == std::string_view::npos)
     return false;
+  marks = marks_for(in);
   bool changed = false;
   bool in_string = false;
   out.reserve(in.size() + 16);
@@ -38,15 +48,15 @@ bool rewrite_non_finite(std::string_view in, std::string& out) {
       in_string = true;
       out.push_back(c);
     } else if (c == 'N' && in.substr(i, 3) == "NaN") {
-      out += kNanMark;
+      out += marks.nan;
       i += 2;
       changed = true;
     } else if (c == 'I' && in.substr(i, 8) == "Infinity") {
-      out += kInfMark;
+      out += marks.inf;
       i += 7;
       changed = true;
     } else if (c == '-' && in.substr(i, 9) == "-Infinity") {
-      out += kNegInfMark;
+      out += marks.neg_inf;
       i += 8;
       changed = true;
     } else {
@@ -61,28 +71,32 @@ template <class J>
 class NonFiniteSax : public nlohmann::detail::json_sax_dom_parser<J> {
  public:
   using Base = nlohmann::detail::json_sax_dom_parser<J>;
-  using Base::Base;
+  NonFiniteSax(J& result, const NonFiniteMarks& marks) : Base(result, true), marks_(&marks) {}
   bool number_float(typename J::number_float_t val, const typename J::string_t& s) {
-    if (s == kNanMark) {
+    if (s == marks_->nan) {
       val = std::nan("");
-    } else if (s == kInfMark) {
+    } else if (s == marks_->inf) {
       val = HUGE_VAL;
-    } else if (s == kNegInfMark) {
+    } else if (s == marks_->neg_inf) {
       val = -HUGE_VAL;
     }
     return Base::number_float(val, s);
   }
+
+ private:
+  const NonFiniteMarks* marks_;
 };
 
 template <class J>
 J parse(std::string_view text) {
   std::string rewritten;
-  bool special = rewrite_non_finite(text, rewritten);
+  NonFiniteMarks marks;
+  bool special = rewrite_non_finite(text, rewritten, marks);
   std::string_view src = special ? std::string_view(rewritten) : text;
   try {
     if (!special) return J::parse(src.begin(), src.end());
     J result;
-    NonFiniteSax<J> sax(result, true);
+    NonFiniteSax<J> sax(result, marks);
     J::sax_parse(src.begin(), src.end(), &sax);
     return result;
   } catch (const nlohmann::json::exception& e) {

@@ -32,7 +32,10 @@ struct Registry {
   std::map<std::string, std::vector<WorkerServiceFactory>> services;
 };
 
-Registry& registry() {
+// The tables with the built-in schemes only. The register_* functions use
+// this one: the optional transports call them from inside registry()'s
+// call_once, which must not be re-entered.
+Registry& builtin_registry() {
   static Registry* r = [] {
     auto* reg = new Registry;
     reg->brokers["memory"] = detail::make_memory_broker;
@@ -41,13 +44,19 @@ Registry& registry() {
     reg->backends["sqlite"] = detail::make_sqlite_backend;
     return reg;
   }();
+  return *r;
+}
+
+// The tables for lookups: the optional transports registered once first.
+Registry& registry() {
+  Registry& r = builtin_registry();
   static std::once_flag optional_transports;
   std::call_once(optional_transports, [] {
 #ifdef CELERIAC_TQ_WITH_REDIS
     redis::register_transports();
 #endif
   });
-  return *r;
+  return r;
 }
 
 template <class Map>
@@ -67,25 +76,25 @@ std::string schemes_text(Map& m) {
 }  // namespace
 
 void register_broker_scheme(std::string scheme, BrokerFactory factory) {
-  auto& r = registry();
+  auto& r = builtin_registry();
   std::lock_guard lock(r.mu);
   r.brokers[std::move(scheme)] = std::move(factory);
 }
 
 void register_backend_scheme(std::string scheme, BackendFactory factory) {
-  auto& r = registry();
+  auto& r = builtin_registry();
   std::lock_guard lock(r.mu);
   r.backends[std::move(scheme)] = std::move(factory);
 }
 
 void register_control_scheme(std::string scheme, ControlClientFactory factory) {
-  auto& r = registry();
+  auto& r = builtin_registry();
   std::lock_guard lock(r.mu);
   r.controls[std::move(scheme)] = std::move(factory);
 }
 
 void register_worker_service(std::string scheme, WorkerServiceFactory factory) {
-  auto& r = registry();
+  auto& r = builtin_registry();
   std::lock_guard lock(r.mu);
   r.services[std::move(scheme)].push_back(std::move(factory));
 }

@@ -1,3 +1,5 @@
+#include <algorithm>
+
 #include "celeriac/tq/errors.hpp"
 #include "celeriac/tq/result_backend.hpp"
 
@@ -35,11 +37,40 @@ bool is_ready(State s) noexcept {
   return s == State::Success || s == State::Failure || s == State::Revoked;
 }
 
+namespace {
+
+// Celery serializes an exception as a Python dict built in the order
+// exc_type, exc_message, exc_module; Json keeps keys sorted, so those three
+// are written first, in Celery's order, and any others after them.
+void dump_result(std::string& out, const Json& result) {
+  static constexpr const char* kExcKeys[] = {"exc_type", "exc_message", "exc_module"};
+  if (!result.is_object() || !result.contains("exc_type")) {
+    dumps_to(out, result);
+    return;
+  }
+  out.push_back('{');
+  bool first = true;
+  auto put = [&](const std::string& key, const Json& value) {
+    if (!first) out += ", ";
+    first = false;
+    dump_string(out, key);
+    out += ": ";
+    dumps_to(out, value);
+  };
+  for (const char* key : kExcKeys)
+    if (auto it = result.find(key); it != result.end()) put(key, *it);
+  for (auto it = result.begin(); it != result.end(); ++it)
+    if (std::find(std::begin(kExcKeys), std::end(kExcKeys), it.key()) == std::end(kExcKeys)) put(it.key(), *it);
+  out.push_back('}');
+}
+
+}  // namespace
+
 std::string ResultMeta::to_json() const {
   std::string out = "{\"status\": ";
   dump_string(out, to_string(status));
   out += ", \"result\": ";
-  dumps_to(out, result);
+  dump_result(out, result);
   out += ", \"traceback\": ";
   if (traceback) {
     dump_string(out, *traceback);

@@ -12,12 +12,17 @@
 
 namespace tqtest {
 
+/// The captured bytes of sample `name`. The sample files end with a newline
+/// that was not part of the payload sent to Redis (json.dumps writes none),
+/// so one trailing newline is dropped.
 inline std::string read_sample(const std::string& name) {
   std::ifstream in(std::string(CELERIAC_TQ_TEST_DATA) + "/" + name, std::ios::binary);
   if (!in) throw std::runtime_error("missing test sample " + name);
   std::stringstream ss;
   ss << in.rdbuf();
-  return ss.str();
+  std::string text = ss.str();
+  if (!text.empty() && text.back() == '\n') text.pop_back();
+  return text;
 }
 
 /// A fresh temporary SQLite URL, file removed at scope exit.
