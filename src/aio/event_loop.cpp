@@ -587,6 +587,7 @@ namespace detail {
 void FdState::on_events(std::uint32_t ev) noexcept {
   constexpr std::uint32_t kRead = EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR | EPOLLPRI;
   constexpr std::uint32_t kWrite = EPOLLOUT | EPOLLHUP | EPOLLERR;
+  if (ev & (EPOLLRDHUP | EPOLLHUP | EPOLLERR)) hup_seen = true;
   if (ev & kRead) {
     if (reader) {
       auto* a = static_cast<ReadinessAwaiter*>(reader);

@@ -22,6 +22,9 @@ class FdState {
   int fd = -1;
   std::uint32_t edges = 0;
   bool daemon = false;
+  /// EPOLLRDHUP, EPOLLHUP or EPOLLERR was reported once (stays set): the
+  /// peer hung up, so a short read no longer means "wait for the next edge".
+  bool hup_seen = false;
   Suspension* reader = nullptr;
   Suspension* writer = nullptr;
   /// Called by the loop with epoll's event bits.
@@ -94,6 +97,12 @@ class FdWatch {
   ReadinessAwaiter readable() { return ReadinessAwaiter(checked(), false); }
   /// Awaitable: the fd is writable (or hung up, in error).
   ReadinessAwaiter writable() { return ReadinessAwaiter(checked(), true); }
+
+  /// True once epoll reported a hang-up or an error on the fd (EPOLLRDHUP,
+  /// EPOLLHUP, EPOLLERR). Until then, after a read that came back shorter
+  /// than asked the fd is drained and the next edge will announce more data,
+  /// so a reader may wait without trying the read that would fail with EAGAIN.
+  bool hup_seen() const noexcept { return st_ && st_->hup_seen; }
 
   /// A daemon watch (e.g. a signalfd) does not hold the virtual clock while a
   /// task waits on it.

@@ -71,10 +71,11 @@ bool StreamState::fill() {
     ssize_t n = ::read(fd, p, want);
     if (n > 0) {
       rbuf.commit(static_cast<std::size_t>(n));
-      // A short read drained the socket, and the next edge would tell of more
-      // data, but a FIN/RST reported with the data's edge would be missed:
-      // skipping the EAGAIN read needs the edge's HUP bits from FdWatch
-      // (requested in docs/aio-io-requests.md), so `drained` stays unused.
+      // A short read drained the fd: the next edge will tell of more data,
+      // so the next fill() waits for it instead of a read failing with
+      // EAGAIN (one syscall per message saved). Not after a hang-up: a
+      // FIN/RST that came with the data's edge raises no new edge.
+      if (static_cast<std::size_t>(n) < want && !watch.hup_seen()) drained = true;
       return true;
     }
     if (n == 0) {
