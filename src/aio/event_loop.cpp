@@ -102,7 +102,7 @@ void TimerCallbackBase::work_fn(Work* w, WorkOp op, std::string* out) noexcept {
   }
 }
 
-TaskCore::TaskCore(EventLoop* loop, std::coroutine_handle<> coro, std::string name)
+TaskCore::TaskCore(EventLoop* loop, std::coroutine_handle<> coro, std::string&& name)
     : loop_(loop), coro_(coro) {
   if (!name.empty()) name_ = new std::string(std::move(name));
   Work::fn = &run_work;
@@ -311,9 +311,8 @@ EventLoop::~EventLoop() {
   detail::tls_context = saved;
 }
 
-EventLoop& EventLoop::current() {
-  if (!detail::tls_context.loop) throw Error("aio: no running event loop on this thread");
-  return *detail::tls_context.loop;
+void EventLoop::throw_no_running_loop() {
+  throw Error("aio: no running event loop on this thread");
 }
 
 std::int64_t EventLoop::real_now() const noexcept {

@@ -148,7 +148,7 @@ class TaskCore : public Work, public ListNode /* in the loop's list of tasks */ 
   enum State : std::uint8_t { kScheduled, kStarted, kDone };
   enum Outcome : std::uint8_t { kNone, kValue, kError, kCancelled };
 
-  TaskCore(EventLoop* loop, std::coroutine_handle<> coro, std::string name);
+  TaskCore(EventLoop* loop, std::coroutine_handle<> coro, std::string&& name);
   TaskCore(const TaskCore&) = delete;
   TaskCore& operator=(const TaskCore&) = delete;
 
@@ -286,7 +286,11 @@ class EventLoop {
 
   /// The loop running on this thread; Error if none runs
   /// (asyncio.get_running_loop()).
-  static EventLoop& current();
+  static EventLoop& current() {
+    if (EventLoop* l = detail::tls_context.loop) [[likely]]
+      return *l;
+    throw_no_running_loop();
+  }
   /// As current(), or null.
   static EventLoop* current_or_null() noexcept { return detail::tls_context.loop; }
 
@@ -393,6 +397,7 @@ class EventLoop {
  private:
   friend class detail::TaskCore;
   friend class Suspension;
+  [[noreturn]] static void throw_no_running_loop();
   struct TimerEntry {
     std::int64_t deadline;
     detail::TimerNode* node;

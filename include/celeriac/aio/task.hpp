@@ -345,7 +345,12 @@ T EventLoop::run_until_complete(Task<T> task) {
 
 /// Spawns `task` on the running loop (asyncio.create_task).
 template <class T>
-TaskHandle<T> spawn(Task<T> task, std::string name = {}) {
+TaskHandle<T> spawn(Task<T> task) {
+  return EventLoop::current().spawn(std::move(task));  // no name: no string moved
+}
+/// As spawn(task), with a name for debug messages (asyncio's name=).
+template <class T>
+TaskHandle<T> spawn(Task<T> task, std::string name) {
   return EventLoop::current().spawn(std::move(task), std::move(name));
 }
 template <class T>

@@ -20,8 +20,8 @@ namespace celeriac::aio::detail {
 
 class FramePool {
  public:
-  static constexpr std::size_t kGranule = 32;
-  static constexpr std::size_t kClasses = 32;      // blocks up to 1 KiB are pooled
+  static constexpr std::size_t kGranule = 16;
+  static constexpr std::size_t kClasses = 64;      // blocks up to 1 KiB are pooled
   static constexpr std::size_t kMaxCached = 4096;  // blocks kept per class
 
   void* allocate(std::size_t n) {
