@@ -61,6 +61,9 @@ struct ProcessPool::Impl {
   bool started = false;  // workers start on the first submit
   std::string broken_msg;
   std::uint64_t seq = 0;
+  // Moving average of how long a task occupies a worker (auto prefetch);
+  // tasks count as long until the pool has seen otherwise.
+  Clock::duration avg_service = std::chrono::microseconds(100);
   int epfd = -1;
   int evfd = -1;
   std::thread io;
@@ -68,7 +71,6 @@ struct ProcessPool::Impl {
   explicit Impl(ProcessPoolOptions o) : opt(std::move(o)) {
     nworkers =
         opt.max_workers ? opt.max_workers : std::max(1u, std::thread::hardware_concurrency());
-    if (opt.prefetch == 0) opt.prefetch = 1;
     init();  // the fork server, before this pool starts its thread
     epfd = ::epoll_create1(EPOLL_CLOEXEC);
     if (epfd < 0) detail::throw_errno("epoll_create1");
@@ -157,10 +159,28 @@ struct ProcessPool::Impl {
     ::epoll_ctl(epfd, EPOLL_CTL_MOD, w.ch.fd(), &ev);
   }
 
+  std::size_t prefetch_locked() const {
+    if (opt.prefetch) return opt.prefetch;
+    return avg_service < std::chrono::microseconds(100) ? 16 : 2;
+  }
+
+  void record_service_locked(Clock::duration took) {
+    avg_service += (took - avg_service) / 8;
+  }
+
+  // In auto mode, a worker whose current task has already run this long is
+  // busy with a long one: queue nothing more behind it.
+  bool stuck_locked(const Worker& w, Clock::time_point now) const {
+    return !opt.prefetch && !w.inflight.empty() && now - w.head_since > std::chrono::milliseconds(1);
+  }
+
   Worker* pick_locked() {
     Worker* best = nullptr;
+    const std::size_t prefetch = prefetch_locked();
+    const auto now = Clock::now();
     for (auto& w : workers) {
-      if (w->gone || w->last_assigned || w->inflight.size() >= opt.prefetch) continue;
+      if (w->gone || w->last_assigned || w->inflight.size() >= prefetch || stuck_locked(*w, now))
+        continue;
       if (!best || w->inflight.size() < best->inflight.size()) best = w.get();
       if (best->inflight.empty()) break;
     }
@@ -268,7 +288,9 @@ struct ProcessPool::Impl {
     }
     TaskPtr t = std::move(w.inflight.front());
     w.inflight.pop_front();
-    w.head_since = Clock::now();
+    auto now = Clock::now();
+    record_service_locked(now - w.head_since);
+    w.head_since = now;
     done.emplace_back(std::move(t), std::move(f));
   }
 

@@ -278,6 +278,23 @@ TEST(ProcessPool, ManyThreadsSubmitAtOnce) {
   EXPECT_EQ(wrong.load(), 0);
 }
 
+// Auto prefetch sends small tasks in batches, but never queues work behind a
+// task that has been running for a while: another worker takes it.
+TEST(ProcessPool, NothingWaitsBehindALongTask) {
+  mp::ProcessPool pool(2);
+  for (int i = 0; i < 50; ++i) ASSERT_EQ(pool.submit(&add, i, 1).result(10s), i + 1);
+  auto [mine, theirs] = mp::Pipe();
+  auto blocker = pool.submit(&wait_for_go, theirs);
+  theirs.close();
+  std::this_thread::sleep_for(20ms);  // the blocker is now "running for a while"
+  std::vector<Future<int>> small;
+  for (int i = 0; i < 40; ++i) small.push_back(pool.submit(&add, i, 0));
+  for (int i = 0; i < 40; ++i) EXPECT_EQ(small[static_cast<std::size_t>(i)].result(10s), i);
+  EXPECT_FALSE(blocker.done());
+  mine.send(7);
+  EXPECT_EQ(blocker.result(10s), 7);
+}
+
 TEST(ProcessPool, MapKeepsOrderWithAndWithoutChunks) {
   mp::ProcessPool pool(2);
   std::vector<int> in(1000);
