@@ -5,6 +5,7 @@
 
 #include <cstddef>
 #include <cstring>
+#include <string>
 #include <string_view>
 
 namespace celeriac_bench {
@@ -28,6 +29,35 @@ inline std::size_t count_requests(const char* data, std::size_t len, std::size_t
   *used = pos;
   return n;
 }
+
+/// The HTTP side of one connection, shared by the servers built on a
+/// library's reads (Asio, libuv, celeriac): keeps the bytes of an incomplete
+/// request between reads and returns the responses owed for the bytes just
+/// read (empty when none): one kResponse per complete request.
+class HelloSession {
+ public:
+  std::string_view on_bytes(const char* buf, std::size_t r) {
+    const char* data = buf;
+    std::size_t len = r;
+    if (!in_.empty()) {
+      in_.append(buf, r);
+      data = in_.data();
+      len = in_.size();
+    }
+    std::size_t used = 0;
+    std::size_t n = count_requests(data, len, &used);
+    std::string rest(data + used, len - used);
+    in_.swap(rest);
+    if (n == 1) return kResponse;
+    out_.clear();
+    for (std::size_t i = 0; i < n; ++i) out_.append(kResponse);
+    return out_;
+  }
+
+ private:
+  std::string in_;   // an incomplete request
+  std::string out_;  // responses to several pipelined requests
+};
 
 /// Entry points of the C++ servers; each listens on 127.0.0.1:port on the
 /// calling thread until SIGTERM/SIGINT kills the process.

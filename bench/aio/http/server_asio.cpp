@@ -20,29 +20,13 @@ using asio::ip::tcp;
 awaitable<void> session(tcp::socket sock) {
   sock.set_option(tcp::no_delay(true));
   char buf[16384];
-  std::string in, out;
+  HelloSession http;
   try {
     for (;;) {
       std::size_t r = co_await sock.async_read_some(asio::buffer(buf), use_awaitable);
-      const char* data = buf;
-      std::size_t len = r;
-      if (!in.empty()) {
-        in.append(buf, r);
-        data = in.data();
-        len = in.size();
-      }
-      std::size_t used = 0;
-      std::size_t n = count_requests(data, len, &used);
-      std::string rest(data + used, len - used);
-      in.swap(rest);
-      if (n == 1) {
-        co_await asio::async_write(sock, asio::buffer(kResponse.data(), kResponse.size()),
-                                   use_awaitable);
-      } else if (n > 1) {
-        out.clear();
-        for (std::size_t i = 0; i < n; ++i) out.append(kResponse);
-        co_await asio::async_write(sock, asio::buffer(out), use_awaitable);
-      }
+      std::string_view reply = http.on_bytes(buf, r);
+      if (!reply.empty())
+        co_await asio::async_write(sock, asio::buffer(reply.data(), reply.size()), use_awaitable);
     }
   } catch (const std::exception&) {
     // peer closed or reset: end the session

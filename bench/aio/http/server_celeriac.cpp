@@ -15,29 +15,13 @@ using namespace celeriac;
 
 aio::Task<void> session(aio::StreamReader reader, aio::StreamWriter writer) {
   char buf[16384];
-  std::string in, out;
+  HelloSession http;
   try {
     for (;;) {
       std::size_t r = co_await reader.read_into(buf, sizeof buf);
       if (r == 0) break;
-      const char* data = buf;
-      std::size_t len = r;
-      if (!in.empty()) {
-        in.append(buf, r);
-        data = in.data();
-        len = in.size();
-      }
-      std::size_t used = 0;
-      std::size_t n = count_requests(data, len, &used);
-      std::string rest(data + used, len - used);
-      in.swap(rest);
-      if (n == 1) {
-        writer.write(kResponse);
-      } else if (n > 1) {
-        out.clear();
-        for (std::size_t i = 0; i < n; ++i) out.append(kResponse);
-        writer.write(out);
-      }
+      std::string_view reply = http.on_bytes(buf, r);
+      if (!reply.empty()) writer.write(reply);
       if (writer.write_buffer_size() > 0) co_await writer.drain();
     }
   } catch (const aio::ConnectionError&) {

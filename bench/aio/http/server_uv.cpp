@@ -14,7 +14,7 @@ namespace {
 
 struct Conn {
   uv_tcp_t tcp;
-  std::string in;
+  HelloSession http;
   char buf[16384];
 };
 
@@ -58,24 +58,8 @@ void on_read(uv_stream_t* s, ssize_t r, const uv_buf_t*) {
     return;
   }
   if (r == 0) return;
-  const char* data = c->buf;
-  std::size_t len = static_cast<std::size_t>(r);
-  if (!c->in.empty()) {
-    c->in.append(c->buf, len);
-    data = c->in.data();
-    len = c->in.size();
-  }
-  std::size_t used = 0;
-  std::size_t n = count_requests(data, len, &used);
-  std::string rest(data + used, len - used);
-  c->in.swap(rest);
-  if (n == 1) {
-    send_all(c, kResponse.data(), kResponse.size());
-  } else if (n > 1) {
-    std::string out;
-    for (std::size_t i = 0; i < n; ++i) out.append(kResponse);
-    send_all(c, out.data(), out.size());
-  }
+  std::string_view reply = c->http.on_bytes(c->buf, static_cast<std::size_t>(r));
+  if (!reply.empty()) send_all(c, reply.data(), reply.size());
 }
 
 void on_connection(uv_stream_t* server, int status) {
