@@ -2,7 +2,9 @@
 
 #include <fcntl.h>
 #include <poll.h>
+#include <sys/mman.h>
 #include <sys/socket.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -17,6 +19,33 @@ namespace celeriac::mp::detail {
 namespace {
 constexpr std::size_t kMaxFdsPerFrame = 250;
 constexpr std::size_t kCmsgFds = 64;
+
+// Bytes of the frame that follow its header in the stream.
+std::size_t inline_len(const FrameHeader& h) noexcept {
+  return (h.flags & kPayloadInFd) ? 0 : h.len;
+}
+
+// A memfd holding p1 followed by p2, or -1 (the caller then sends inline).
+// write() fills the pages inside the kernel: no page faults here.
+int payload_memfd(std::string_view p1, std::string_view p2) noexcept {
+  int fd = ::memfd_create("celeriac-mp-payload", MFD_CLOEXEC);
+  if (fd < 0) return -1;
+  std::string_view parts[2] = {p1, p2};
+  off_t at = 0;
+  for (auto part : parts) {
+    while (!part.empty()) {
+      ssize_t w = ::pwrite(fd, part.data(), part.size(), at);
+      if (w < 0 && errno == EINTR) continue;
+      if (w <= 0) {
+        ::close(fd);
+        return -1;
+      }
+      part.remove_prefix(static_cast<std::size_t>(w));
+      at += w;
+    }
+  }
+  return fd;
+}
 }  // namespace
 
 void throw_errno(const std::string& what) {
@@ -32,7 +61,12 @@ int make_socketpair(int fds[2]) {
 // ---- Frame -------------------------------------------------------------------
 
 Frame::Frame(Frame&& o) noexcept
-    : kind(o.kind), id(o.id), payload(std::move(o.payload)), fds(std::move(o.fds)) {
+    : kind(o.kind),
+      id(o.id),
+      payload(std::move(o.payload)),
+      fds(std::move(o.fds)),
+      mapped_(std::exchange(o.mapped_, nullptr)),
+      mapped_len_(std::exchange(o.mapped_len_, 0)) {
   o.fds.clear();
 }
 Frame& Frame::operator=(Frame&& o) noexcept {
@@ -43,6 +77,8 @@ Frame& Frame::operator=(Frame&& o) noexcept {
     payload = std::move(o.payload);
     fds = std::move(o.fds);
     o.fds.clear();
+    mapped_ = std::exchange(o.mapped_, nullptr);
+    mapped_len_ = std::exchange(o.mapped_len_, 0);
   }
   return *this;
 }
@@ -54,6 +90,23 @@ void Frame::reset() {
     if (fd >= 0) ::close(fd);
   fds.clear();
   payload.clear();
+  if (mapped_) ::munmap(const_cast<char*>(mapped_), mapped_len_);
+  mapped_ = nullptr;
+  mapped_len_ = 0;
+}
+std::string Frame::take_body() {
+  if (!mapped_) return std::move(payload);
+  return std::string(body());
+}
+bool Frame::map_payload(int memfd, std::size_t len) noexcept {
+  if (memfd < 0) return false;
+  // MAP_POPULATE maps the sender's pages in one go instead of a fault each.
+  void* p = ::mmap(nullptr, len, PROT_READ, MAP_SHARED | MAP_POPULATE, memfd, 0);
+  ::close(memfd);
+  if (p == MAP_FAILED) return false;
+  mapped_ = static_cast<const char*>(p);
+  mapped_len_ = len;
+  return true;
 }
 
 // ---- ByteBuffer -------------------------------------------------------------
@@ -138,20 +191,31 @@ void Channel::shutdown_write() noexcept {
 void Channel::enqueue(std::uint8_t kind, std::uint64_t id, std::string_view p1, std::string_view p2,
                       std::vector<int>* fds) {
   std::size_t nfds = fds ? fds->size() : 0;
-  if (nfds > kMaxFdsPerFrame)
+  if (nfds + 1 > kMaxFdsPerFrame)
     throw SerializationError("celeriac::mp: too many descriptors in one message");
   std::size_t len = p1.size() + p2.size();
   if (len > 0xffffffffu)
     throw SerializationError("celeriac::mp: message larger than 4 GiB; use SharedArray");
   FrameHeader h{static_cast<std::uint32_t>(len), kind, static_cast<std::uint8_t>(nfds), 0, id};
-  if (nfds) {
-    attachments_.push_back(Attachment{queued_, std::move(*fds)});
-    fds->clear();
+  std::vector<int> attached;
+  if (fds) attached = std::exchange(*fds, {});
+  // Not for Pipe/Queue messages (kData): their writers rely on the socket
+  // buffer filling up when nobody reads (back-pressure, send timeouts).
+  // Pool frames are bounded by the pool's prefetch instead.
+  int memfd = kind != kData && len >= kSharedPayloadMin ? payload_memfd(p1, p2) : -1;
+  if (memfd >= 0) {
+    attached.push_back(memfd);
+    h.flags = kPayloadInFd;
+    h.nfds = static_cast<std::uint8_t>(attached.size());
   }
+  if (!attached.empty()) attachments_.push_back(Attachment{queued_, std::move(attached)});
   out_.append(&h, sizeof h);
-  out_.append(p1.data(), p1.size());
-  out_.append(p2.data(), p2.size());
-  queued_ += sizeof h + len;
+  const std::size_t body = inline_len(h);
+  if (body) {
+    out_.append(p1.data(), p1.size());
+    out_.append(p2.data(), p2.size());
+  }
+  queued_ += sizeof h + body;
 }
 
 bool Channel::flush() {
@@ -208,7 +272,7 @@ bool Channel::fill() {
     if (in_.size() >= sizeof(FrameHeader)) {
       FrameHeader h;
       std::memcpy(&h, in_.data(), sizeof h);
-      std::size_t total = sizeof h + h.len;
+      std::size_t total = sizeof h + inline_len(h);
       if (total > in_.size()) want = std::max(want, total - in_.size());
     }
     char* dst = in_.prepare(want);
@@ -247,18 +311,19 @@ bool Channel::frame_ready() const noexcept {
   if (in_.size() < sizeof(FrameHeader)) return false;
   FrameHeader h;
   std::memcpy(&h, in_.data(), sizeof h);
-  return in_.size() >= sizeof h + h.len;
+  return in_.size() >= sizeof h + inline_len(h);
 }
 
 bool Channel::next(Frame& f) {
   if (in_.size() < sizeof(FrameHeader)) return false;
   FrameHeader h;
   std::memcpy(&h, in_.data(), sizeof h);
-  if (in_.size() < sizeof h + h.len) return false;
+  const std::size_t body = inline_len(h);
+  if (in_.size() < sizeof h + body) return false;
   f.reset();
   f.kind = h.kind;
   f.id = h.id;
-  f.payload.assign(in_.data() + sizeof h, h.len);
+  f.payload.assign(in_.data() + sizeof h, body);
   for (unsigned i = 0; i < h.nfds; ++i) {
     if (in_fds_.empty()) {
       f.fds.push_back(-1);
@@ -267,7 +332,12 @@ bool Channel::next(Frame& f) {
     f.fds.push_back(in_fds_.front());
     in_fds_.pop_front();
   }
-  in_.consume(sizeof h + h.len);
+  in_.consume(sizeof h + body);
+  if ((h.flags & kPayloadInFd) && !f.fds.empty()) {
+    int memfd = f.fds.back();
+    f.fds.pop_back();
+    f.map_payload(memfd, h.len);
+  }
   return true;
 }
 

@@ -68,8 +68,8 @@ void Connection::send_bytes(std::string_view bytes, Duration timeout) {
   std::vector<int> none;
   send_frame(bytes, none, timeout);
 }
-std::string Connection::recv_bytes() { return std::move(recv_frame(std::nullopt).payload); }
-std::string Connection::recv_bytes(Duration timeout) { return std::move(recv_frame(timeout).payload); }
+std::string Connection::recv_bytes() { return recv_frame(std::nullopt).take_body(); }
+std::string Connection::recv_bytes(Duration timeout) { return recv_frame(timeout).take_body(); }
 
 bool Connection::poll(Duration timeout) {
   auto& ch = open_channel("poll", false);

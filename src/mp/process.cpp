@@ -76,13 +76,13 @@ void Process::start() {
   auto& call = impl_->call;
   std::uint64_t head[2] = {reinterpret_cast<std::uintptr_t>(call.invoke), call.fn};
   ch.enqueue(detail::kRunOnce, 0, std::string_view(reinterpret_cast<char*>(head), sizeof head),
-             call.args, &call.fds);
+             call.packed_args(), &call.fds);
   try {
     // The child reads as we write; it only stops reading if it died.
     ch.send_all(detail::Clock::time_point::max());
   } catch (const ConnectionClosed&) {
   }
-  call.args.clear();
+  call.args = msgpack::sbuffer(0);  // sent: free it
 }
 
 bool Process::join() {

@@ -121,7 +121,7 @@ struct ProcessPool::Impl {
       for (int f : call.fds) fds.push_back(::fcntl(f, F_DUPFD_CLOEXEC, 0));
       std::uint64_t head[2] = {reinterpret_cast<std::uintptr_t>(call.invoke), call.fn};
       w->ch.enqueue(detail::kInit, 0, std::string_view(reinterpret_cast<char*>(head), sizeof head),
-                    call.args, &fds);
+                    call.packed_args(), &fds);
       w->init_pending = true;
       flush_locked(*w);
     }
@@ -214,7 +214,7 @@ struct ProcessPool::Impl {
       for (int f : t->call.fds) fds.push_back(::fcntl(f, F_DUPFD_CLOEXEC, 0));
       std::uint64_t head[2] = {reinterpret_cast<std::uintptr_t>(t->call.invoke), t->call.fn};
       w->ch.enqueue(detail::kTask, t->seq,
-                    std::string_view(reinterpret_cast<char*>(head), sizeof head), t->call.args,
+                    std::string_view(reinterpret_cast<char*>(head), sizeof head), t->call.packed_args(),
                     &fds);
       if (w->inflight.empty()) {
         w->head_since = Clock::now();
@@ -270,7 +270,7 @@ struct ProcessPool::Impl {
       if (f.kind == detail::kError) {
         std::string what = "?";
         try {
-          std::rethrow_exception(detail::decode_error_payload(f.payload));
+          std::rethrow_exception(detail::decode_error_payload(f.body()));
         } catch (const std::bad_alloc&) {
           what = "std::bad_alloc";
         } catch (const std::exception& e) {

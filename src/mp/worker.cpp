@@ -130,12 +130,13 @@ void child_main(int fd) {
       } catch (const ConnectionClosed&) {
         child_exit(0);  // the parent closed our channel: done
       }
-      if (f.payload.size() < 16) child_exit(70);
+      const std::string_view body = f.body();
+      if (body.size() < 16) child_exit(70);
       std::uint64_t invoke_word, fn;
-      std::memcpy(&invoke_word, f.payload.data(), 8);
-      std::memcpy(&fn, f.payload.data() + 8, 8);
+      std::memcpy(&invoke_word, body.data(), 8);
+      std::memcpy(&fn, body.data() + 8, 8);
       auto invoke = reinterpret_cast<InvokeFn>(static_cast<std::uintptr_t>(invoke_word));
-      std::string_view args(f.payload.data() + 16, f.payload.size() - 16);
+      std::string_view args = body.substr(16);
       out.clear();
       std::vector<int> out_fds;
       std::uint8_t kind = kResult;

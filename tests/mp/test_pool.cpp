@@ -2,6 +2,7 @@
 #include <signal.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <csignal>
@@ -417,6 +418,30 @@ TEST(ProcessPool, LargeArraysGoThroughSharedMemory) {
                   .result(30s);
   ASSERT_EQ(made.size(), 1000u);
   EXPECT_EQ(made[999], 999 * 999);
+}
+
+std::vector<std::uint8_t> reversed(std::vector<std::uint8_t> v, mp::SharedArray<int> seen) {
+  seen[0] = static_cast<int>(v.size() >> 20);
+  std::reverse(v.begin(), v.end());
+  return v;
+}
+int exit_with_size_in_mb(std::string s) { return static_cast<int>(s.size() >> 20); }
+
+// Big values by value (past the size where they travel through a memfd
+// instead of the socket) arrive intact in both directions, alongside
+// descriptors the same message carries.
+TEST(ProcessPool, LargeValuesByValue) {
+  mp::ProcessPool pool(1);
+  std::vector<std::uint8_t> v((std::size_t{3} << 20) + 5);
+  for (std::size_t i = 0; i < v.size(); ++i) v[i] = static_cast<std::uint8_t>(i * 7 + i / 251);
+  mp::SharedArray<int> seen(1);
+  auto back = pool.submit(&reversed, v, seen).result(30s);
+  ASSERT_EQ(back.size(), v.size());
+  EXPECT_TRUE(std::equal(v.rbegin(), v.rend(), back.begin()));
+  EXPECT_EQ(seen[0], 3);
+  std::string s(std::size_t{2} << 20, 'q');
+  EXPECT_EQ(pool.submit(&exit_with_size_in_mb, s).result(30s), 2);
+  EXPECT_EQ(pool.submit(&add, 1, 1).result(10s), 2);  // small ones still inline
 }
 
 TEST(ProcessPool, FutureCallbacksAndThenWork) {

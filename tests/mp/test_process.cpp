@@ -52,6 +52,21 @@ TEST(Process, ExitCodeOfExitAndException) {
   EXPECT_EQ(b.exitcode(), 1);
 }
 
+void exit_with_megabytes(std::string s) {
+  bool intact = s.size() == (std::size_t{5} << 20) && s.front() == 'a' && s.back() == 'z';
+  std::_Exit(intact ? static_cast<int>(s.size() >> 20) : 99);
+}
+
+TEST(Process, LargeArgumentsArriveIntact) {
+  std::string s(std::size_t{5} << 20, 'm');
+  s.front() = 'a';
+  s.back() = 'z';
+  mp::Process p(&exit_with_megabytes, s);
+  p.start();
+  ASSERT_TRUE(p.join(30s));
+  EXPECT_EQ(p.exitcode(), 5);
+}
+
 TEST(Process, ExitCodeIsMinusTheSignal) {
   mp::Process p(&sleep_long);
   p.start();

@@ -59,7 +59,7 @@ class Connection {
   T recv(std::optional<Duration> timeout = std::nullopt) {
     detail::Frame f = recv_frame(timeout);
     detail::FdScope scope(nullptr, &f.fds);
-    return unpack<T>(f.payload);
+    return unpack<T>(f.body());
   }
 
   /// Whether a message can be received without blocking (waits up to timeout).

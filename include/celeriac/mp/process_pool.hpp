@@ -101,7 +101,7 @@ class PoolTaskT final : public PoolTask {
   bool set_running() override { return promise_.set_running_or_notify_cancel(); }
   void complete(Frame& f) noexcept override {
     if (f.kind == kError) {
-      promise_.try_set_exception(decode_error_payload(f.payload));
+      promise_.try_set_exception(decode_error_payload(f.body()));
       return;
     }
     try {
@@ -109,7 +109,7 @@ class PoolTaskT final : public PoolTask {
         promise_.try_set_value();
       } else {
         FdScope scope(nullptr, &f.fds);
-        promise_.try_set_value(unpack<R>(f.payload));
+        promise_.try_set_value(unpack<R>(f.body()));
       }
     } catch (...) {
       promise_.try_set_exception(std::current_exception());

@@ -146,7 +146,10 @@ void pack(msgpack::sbuffer& out, const T& value) {
 template <Serializable T>
 T unpack(std::string_view bytes) {
   try {
-    msgpack::object_handle oh = msgpack::unpack(bytes.data(), bytes.size());
+    // Strings and binaries are read in place (converting them to T copies
+    // them once): large byte arrays are not copied twice.
+    auto in_place = [](msgpack::type::object_type, std::size_t, void*) { return true; };
+    msgpack::object_handle oh = msgpack::unpack(bytes.data(), bytes.size(), in_place);
     return oh.get().as<T>();
   } catch (const SerializationError&) {
     throw;

@@ -23,21 +23,28 @@ enum MsgKind : std::uint8_t {
   kData = 20,    // Connection payload
 };
 
-/// Wire header of every frame; `len` bytes of payload follow.
+/// Wire header of every frame; `len` bytes of payload follow, unless
+/// flags has kPayloadInFd: then the payload is in a memfd, the frame's last
+/// descriptor, and nothing follows.
 struct FrameHeader {
   std::uint32_t len;
   std::uint8_t kind;
   std::uint8_t nfds;
-  std::uint16_t reserved;
+  std::uint16_t flags;
   std::uint64_t id;
 };
 static_assert(sizeof(FrameHeader) == 16);
+inline constexpr std::uint16_t kPayloadInFd = 1;
+/// Task, initializer and result payloads from this size on travel through
+/// shared memory (a memfd) rather than through the socket: fewer copies, and
+/// no socket-buffer round trips.
+inline constexpr std::size_t kSharedPayloadMin = std::size_t{1} << 20;
 
 /// A received frame. Descriptors not taken by the decoder are closed with it.
 struct Frame {
   std::uint8_t kind = 0;
   std::uint64_t id = 0;
-  std::string payload;
+  std::string payload;  // inline payload (empty when mapped)
   std::vector<int> fds;
   Frame() = default;
   Frame(Frame&& o) noexcept;
@@ -46,6 +53,19 @@ struct Frame {
   Frame& operator=(const Frame&) = delete;
   ~Frame();
   void reset();
+  /// The payload: the inline bytes, or the read-only mapping of a large one.
+  std::string_view body() const noexcept {
+    return mapped_ ? std::string_view(mapped_, mapped_len_) : std::string_view(payload);
+  }
+  /// The payload as a string (a copy when it is mapped).
+  std::string take_body();
+  /// Maps `len` bytes of `memfd` (closed here) as the payload; false if that
+  /// failed (the payload is then empty and decoding it fails).
+  bool map_payload(int memfd, std::size_t len) noexcept;
+
+ private:
+  const char* mapped_ = nullptr;
+  std::size_t mapped_len_ = 0;
 };
 
 /// Grows without zero-filling (big payloads are read straight into it).

@@ -121,8 +121,9 @@ struct TaskCall {
   InvokeFn invoke = nullptr;
   DescribeFn describe = nullptr;
   std::uint64_t fn = 0;
-  std::string args;      // msgpack tuple
-  std::vector<int> fds;  // descriptors the arguments carry (owned)
+  msgpack::sbuffer args{64};  // msgpack tuple (kept as packed: no copy)
+  std::vector<int> fds;       // descriptors the arguments carry (owned)
+  std::string_view packed_args() const noexcept { return {args.data(), args.size()}; }
 };
 
 template <class F, class... Args>
@@ -131,17 +132,15 @@ TaskCall make_call(InvokeFn invoke, const F& f, const Args&... args) {
   call.invoke = invoke;
   call.describe = &describe<F>;
   call.fn = fn_word(f);
-  msgpack::sbuffer buf;
   {
     FdScope scope(&call.fds, nullptr);
     try {
-      msgpack::pack(buf, std::forward_as_tuple(args...));
+      msgpack::pack(call.args, std::forward_as_tuple(args...));
     } catch (...) {
       close_fds(call.fds);
       throw;
     }
   }
-  call.args = std::string(buf.data(), buf.size());  // not assign(): g++ 12 -Wrestrict false positive
   return call;
 }
 
