@@ -4,10 +4,10 @@
 // SIGTERM (try `nc 127.0.0.1 <port>`).
 //
 //   echo_server [--port P] [--forever]
+#include <signal.h>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
-#include <signal.h>
 #include <string>
 
 #include "celeriac/aio.hpp"

@@ -17,7 +17,9 @@ using namespace std::chrono_literals;
 
 namespace {
 
-bool never_answered(int item) { return item % 5 == 0; }
+bool never_answered(int item) {
+  return item % 5 == 0;
+}
 
 // Server side: reads one request line and its headers, answers "item N",
 // or waits for the client to hang up for the items it never answers.

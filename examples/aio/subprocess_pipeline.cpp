@@ -63,4 +63,6 @@ aio::Task<int> pipeline() {
 
 }  // namespace
 
-int main() { return aio::run(pipeline()); }
+int main() {
+  return aio::run(pipeline());
+}

@@ -11,6 +11,7 @@
 #include <thread>
 #include <vector>
 
+#include "aio_test_util.hpp"
 #include "celeriac/aio/barrier.hpp"
 #include "celeriac/aio/condition.hpp"
 #include "celeriac/aio/errors.hpp"
@@ -28,21 +29,10 @@
 #include "celeriac/futures/promise.hpp"
 
 using namespace celeriac;
+using namespace celeriac::aio::testing;
 using namespace std::chrono_literals;
 
 namespace {
-
-aio::LoopOptions vclock() {
-  aio::LoopOptions o;
-  o.virtual_clock = true;
-  return o;
-}
-
-template <class F>
-void run_v(F f) {
-  aio::EventLoop loop(vclock());
-  loop.run_until_complete(f(loop));
-}
 
 // What a cancelled waiter saw.
 struct Seen {
@@ -168,8 +158,8 @@ TEST(AioCancelAt, CombinatorsStopWaitingAndCancelWhatTheyOwn) {
 
     // wait() and as_completed() only watch: the tasks keep running.
     auto c = aio::spawn(value_after(10s, 3));
-    co_await expect_cancelled_at(
-        [c] { return aio::wait(std::vector<aio::TaskHandle<int>>{c}); }, "wait");
+    co_await expect_cancelled_at([c] { return aio::wait(std::vector<aio::TaskHandle<int>>{c}); },
+                                 "wait");
     EXPECT_FALSE(c.done());
     aio::AsCompleted<int> ac({c});
     co_await expect_cancelled_at([&ac] { return ac.next(); }, "as_completed");
@@ -205,8 +195,8 @@ TEST(AioCancelAt, FuturesAndThreads) {
   loop.run_until_complete([]() -> aio::Task<void> {
     Promise<int> p;
     Future<int> f = p.get_future();
-    co_await expect_cancelled_at([f]() mutable { return aio::FutureAwaiter<int>(f); },
-                                 "Future", 5ms);
+    co_await expect_cancelled_at([f]() mutable { return aio::FutureAwaiter<int>(f); }, "Future",
+                                 5ms);
     p.set_value(5);  // a late completion goes nowhere
     EXPECT_EQ(co_await f, 5);
     // to_thread: the awaiting task stops waiting; the thread finishes its call.
@@ -257,7 +247,7 @@ TEST(AioCancelRace, LockHandedToAWaiterCancelledInTheSameTick) {
       co_await aio::sleep(10s);  // the pending cancel lands here
     }(&lock, &got));
     co_await aio::sleep(1s);
-    lock.release();  // hands the lock over: the waiter is woken...
+    lock.release();   // hands the lock over: the waiter is woken...
     waiter.cancel();  // ...and cancelled before it runs
     EXPECT_THROW(co_await waiter, CancelledError);
     EXPECT_TRUE(got);             // it did get the lock (asyncio: acquire returned)

@@ -4,6 +4,7 @@
 #include <string>
 #include <vector>
 
+#include "aio_test_util.hpp"
 #include "celeriac/aio/errors.hpp"
 #include "celeriac/aio/gather.hpp"
 #include "celeriac/aio/sleep.hpp"
@@ -13,6 +14,7 @@
 #include "celeriac/aio/wait.hpp"
 
 using namespace celeriac;
+using namespace celeriac::aio::testing;
 using namespace std::chrono_literals;
 
 #define CO_ASSERT(cond)                \
@@ -22,12 +24,6 @@ using namespace std::chrono_literals;
   }
 
 namespace {
-
-aio::LoopOptions vclock() {
-  aio::LoopOptions o;
-  o.virtual_clock = true;
-  return o;
-}
 
 aio::Task<int> after(aio::Duration d, int v) {
   co_await aio::sleep(d);
@@ -58,12 +54,6 @@ aio::Task<int> sleep_counting_cancel(aio::Duration d, int* cancelled) {
 aio::Task<void> sleep_then_push(aio::Duration d, std::vector<int>* out, int v) {
   co_await aio::sleep(d);
   out->push_back(v);
-}
-
-template <class F>
-auto run_v(F f) {
-  aio::EventLoop loop(vclock());
-  return loop.run_until_complete(f(loop));
 }
 
 }  // namespace

@@ -3,19 +3,13 @@
 #include <string>
 #include <vector>
 
+#include "aio_test_util.hpp"
 #include "celeriac/aio/sleep.hpp"
 #include "celeriac/aio/task.hpp"
 
 using namespace celeriac;
+using namespace celeriac::aio::testing;
 using namespace std::chrono_literals;
-
-namespace {
-aio::LoopOptions vclock() {
-  aio::LoopOptions o;
-  o.virtual_clock = true;
-  return o;
-}
-}  // namespace
 
 TEST(AioLoop, RunReturnsValue) {
   auto main = []() -> aio::Task<int> { co_return 42; };

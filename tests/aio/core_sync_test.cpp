@@ -5,6 +5,7 @@
 #include <string>
 #include <vector>
 
+#include "aio_test_util.hpp"
 #include "celeriac/aio/barrier.hpp"
 #include "celeriac/aio/condition.hpp"
 #include "celeriac/aio/errors.hpp"
@@ -16,21 +17,10 @@
 #include "celeriac/aio/task.hpp"
 
 using namespace celeriac;
+using namespace celeriac::aio::testing;
 using namespace std::chrono_literals;
 
 namespace {
-
-aio::LoopOptions vclock() {
-  aio::LoopOptions o;
-  o.virtual_clock = true;
-  return o;
-}
-
-template <class F>
-void run_v(F f) {
-  aio::EventLoop loop(vclock());
-  loop.run_until_complete(f(loop));
-}
 
 aio::Task<void> hold_lock(aio::Lock* lock, aio::Duration d, std::vector<int>* log, int id) {
   co_await lock->acquire();

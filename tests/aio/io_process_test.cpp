@@ -195,7 +195,8 @@ TEST(AioIoProcess, EnvironmentAndWorkingDirectory) {
     aio::SubprocessOptions o = piped(false, true, false);
     o.env = args("CELERIAC_TEST_VAR=yes", "PATH=/usr/bin:/bin");
     o.cwd = "/tmp";
-    auto p = co_await aio::create_subprocess_exec("sh", args("-c", "echo $CELERIAC_TEST_VAR; pwd"), o);
+    auto p =
+        co_await aio::create_subprocess_exec("sh", args("-c", "echo $CELERIAC_TEST_VAR; pwd"), o);
     auto r = co_await p.communicate();
     EXPECT_EQ(r.out, "yes\n/tmp\n");
   };

@@ -89,8 +89,7 @@ TEST(AioIoSignal, BadSignalsAndCallsOutsideTheLoop) {
     EXPECT_THROW(aio::add_signal_handler(SIGSTOP, [] {}), std::invalid_argument);
     EXPECT_THROW(aio::add_signal_handler(0, [] {}), std::invalid_argument);
     EXPECT_THROW(aio::add_signal_handler(100000, [] {}), std::invalid_argument);
-    EXPECT_THROW(aio::add_signal_handler(SIGUSR1, std::function<void()>{}),
-                 std::invalid_argument);
+    EXPECT_THROW(aio::add_signal_handler(SIGUSR1, std::function<void()>{}), std::invalid_argument);
     EXPECT_FALSE(aio::remove_signal_handler(SIGUSR2));
     co_return;
   };

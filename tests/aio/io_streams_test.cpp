@@ -9,12 +9,14 @@
 #include <string>
 #include <vector>
 
+#include "aio_test_util.hpp"
 #include "celeriac/aio/server.hpp"
 #include "celeriac/aio/sleep.hpp"
 #include "celeriac/aio/streams.hpp"
 #include "celeriac/aio/task.hpp"
 
 using namespace celeriac;
+using namespace celeriac::aio::testing;
 using namespace std::chrono_literals;
 
 namespace {
@@ -48,17 +50,6 @@ aio::Task<std::vector<std::string>> echo_round_trip(aio::Server server, aio::Str
 }
 
 const std::vector<std::string> kEchoed = {"line 0\n", "line 1\n", "line 2\n", ""};
-
-bool have_ipv6_loopback() {
-  int fd = ::socket(AF_INET6, SOCK_STREAM, 0);
-  if (fd < 0) return false;
-  sockaddr_in6 a{};
-  a.sin6_family = AF_INET6;
-  a.sin6_addr = in6addr_loopback;
-  bool ok = ::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0;
-  ::close(fd);
-  return ok;
-}
 
 }  // namespace
 

@@ -9,6 +9,7 @@
 
 #include <string>
 
+#include "aio_test_util.hpp"
 #include "celeriac/aio/gather.hpp"
 #include "celeriac/aio/sleep.hpp"
 #include "celeriac/aio/task.hpp"
@@ -16,6 +17,7 @@
 #include "celeriac/aio/udp.hpp"
 
 using namespace celeriac;
+using namespace celeriac::aio::testing;
 using namespace std::chrono_literals;
 
 namespace {
@@ -27,17 +29,6 @@ aio::Task<void> upper_echo(aio::DatagramEndpoint ep, int count) {
     for (char& c : d.data) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
     co_await ep.sendto(d.data, d.from);
   }
-}
-
-bool have_ipv6_loopback() {
-  int fd = ::socket(AF_INET6, SOCK_DGRAM, 0);
-  if (fd < 0) return false;
-  sockaddr_in6 a{};
-  a.sin6_family = AF_INET6;
-  a.sin6_addr = in6addr_loopback;
-  bool ok = ::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0;
-  ::close(fd);
-  return ok;
 }
 
 aio::Task<void> echo_round_trip(std::string host) {
@@ -61,7 +52,9 @@ aio::Task<void> echo_round_trip(std::string host) {
 
 }  // namespace
 
-TEST(AioIoUdp, EchoIpv4) { aio::run(echo_round_trip("127.0.0.1")); }
+TEST(AioIoUdp, EchoIpv4) {
+  aio::run(echo_round_trip("127.0.0.1"));
+}
 
 TEST(AioIoUdp, EchoIpv6) {
   if (!have_ipv6_loopback()) GTEST_SKIP() << "no IPv6 loopback on this host";
@@ -117,8 +110,8 @@ TEST(AioIoUdp, UnixDatagramSockets) {
     std::string name = "@celeriac-udp-test-" + std::to_string(::getpid());
     auto server = aio::create_datagram_endpoint(aio::SocketAddress::unix_path(name));
     auto serving = aio::spawn(upper_echo(server, 1));
-    auto client = aio::create_datagram_endpoint(
-        aio::SocketAddress::unix_path(name + "-client"), aio::SocketAddress::unix_path(name));
+    auto client = aio::create_datagram_endpoint(aio::SocketAddress::unix_path(name + "-client"),
+                                                aio::SocketAddress::unix_path(name));
     co_await client.send("unix");
     EXPECT_EQ(co_await aio::wait_for(client.recv(), 10s), "UNIX");
     co_await serving;

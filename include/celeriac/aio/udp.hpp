@@ -18,8 +18,8 @@ namespace celeriac::aio {
 
 /// One datagram received, with its sender.
 struct Datagram {
-  std::string data;     ///< the payload (truncated to the receive size)
-  SocketAddress from;   ///< the sender's address
+  std::string data;        ///< the payload (truncated to the receive size)
+  SocketAddress from;      ///< the sender's address
   bool truncated = false;  ///< the datagram was longer than the receive size
 };
 

@@ -68,12 +68,16 @@ Task<void> pump_in(StreamWriter w, std::string input) {
   if (!w.is_closing()) w.close();
 }
 
-Task<std::string> pump_out(StreamReader r) { co_return co_await r.read(); }
+Task<std::string> pump_out(StreamReader r) {
+  co_return co_await r.read();
+}
 
 }  // namespace
 }  // namespace detail
 
-pid_t Process::pid() const { return st_ ? st_->pid : -1; }
+pid_t Process::pid() const {
+  return st_ ? st_->pid : -1;
+}
 
 std::optional<int> Process::returncode() const {
   return st_ ? st_->returncode : std::nullopt;
@@ -147,8 +151,12 @@ void Process::send_signal(int sig) {
   detail::send_signal_pidfd(st_->pidfd, sig);
 }
 
-void Process::terminate() { send_signal(SIGTERM); }
-void Process::kill() { send_signal(SIGKILL); }
+void Process::terminate() {
+  send_signal(SIGTERM);
+}
+void Process::kill() {
+  send_signal(SIGKILL);
+}
 
 StreamWriter& Process::stdin_() {
   if (!st_) throw InvalidStateError("Process: empty handle");

@@ -130,11 +130,21 @@ Task<void> DatagramEndpoint::send(std::string data) {
   }
 }
 
-const SocketAddress& DatagramEndpoint::sockname() const { return st().local; }
-const SocketAddress& DatagramEndpoint::peername() const { return st().peer; }
-int DatagramEndpoint::fd() const { return st().fd; }
-void DatagramEndpoint::close() { st().close(); }
-bool DatagramEndpoint::is_closed() const { return st().fd < 0; }
+const SocketAddress& DatagramEndpoint::sockname() const {
+  return st().local;
+}
+const SocketAddress& DatagramEndpoint::peername() const {
+  return st().peer;
+}
+int DatagramEndpoint::fd() const {
+  return st().fd;
+}
+void DatagramEndpoint::close() {
+  st().close();
+}
+bool DatagramEndpoint::is_closed() const {
+  return st().fd < 0;
+}
 
 DatagramEndpoint create_datagram_endpoint(std::optional<SocketAddress> local,
                                           std::optional<SocketAddress> remote,
@@ -161,8 +171,7 @@ DatagramEndpoint create_datagram_endpoint(std::optional<SocketAddress> local,
 }
 
 Task<DatagramEndpoint> create_datagram_endpoint(std::string local_host, std::uint16_t local_port,
-                                                std::string remote_host,
-                                                std::uint16_t remote_port,
+                                                std::string remote_host, std::uint16_t remote_port,
                                                 DatagramOptions options) {
   std::optional<SocketAddress> local, remote;
   int family = AF_UNSPEC;
