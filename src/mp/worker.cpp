@@ -89,6 +89,27 @@ void pack_error(msgpack::sbuffer& out, const std::string& type, const std::strin
   msgpack::pack(out, std::make_tuple(type, message));
 }
 
+// Whether code at `address` exists in this process (a loaded object holds
+// it). A function from a library the parent loaded after the fork server
+// started does not: calling it would crash the worker with no explanation.
+bool code_exists(std::uint64_t address) {
+  Dl_info info{};
+  return ::dladdr(reinterpret_cast<void*>(static_cast<std::uintptr_t>(address)), &info) != 0;
+}
+
+void check_code_exists(std::uint64_t invoke_word, std::uint64_t fn) {
+  for (std::uint64_t address : {invoke_word, fn}) {
+    if (address == 0 || code_exists(address)) continue;
+    char buf[32];
+    std::snprintf(buf, sizeof buf, "0x%llx", static_cast<unsigned long long>(address));
+    throw SerializationError(
+        std::string("celeriac::mp: the task's code (at ") + buf +
+        ") does not exist in the child process: it comes from a library loaded after the fork "
+        "server started. Load it before calling celeriac::mp::init() (or before the first "
+        "pool/Process), or link it into the program");
+  }
+}
+
 }  // namespace
 
 std::exception_ptr remote_exception(const std::string& type, const std::string& m) {
@@ -143,6 +164,7 @@ void child_main(int fd) {
       std::string err_type, err_msg;
       try {
         FdScope scope(&out_fds, &f.fds);
+        check_code_exists(invoke_word, fn);
         invoke(fn, args, out);
       } catch (const std::exception& e) {
         kind = kError;

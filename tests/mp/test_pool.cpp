@@ -1,3 +1,4 @@
+#include <dlfcn.h>
 #include <gtest/gtest.h>
 #include <signal.h>
 #include <unistd.h>
@@ -442,6 +443,28 @@ TEST(ProcessPool, LargeValuesByValue) {
   std::string s(std::size_t{2} << 20, 'q');
   EXPECT_EQ(pool.submit(&exit_with_size_in_mb, s).result(30s), 2);
   EXPECT_EQ(pool.submit(&add, 1, 1).result(10s), 2);  // small ones still inline
+}
+
+// A function pointer from a library loaded after the fork server started has
+// no code in the child: a clear error instead of a crash in the worker.
+TEST(ProcessPool, CodeMissingInTheChildIsAClearError) {
+  mp::ProcessPool pool(1);
+  EXPECT_EQ(pool.submit(&add, 1, 1).result(10s), 2);  // the fork server runs
+  void* lib = ::dlopen(MP_LATE_LIB, RTLD_NOW | RTLD_LOCAL);
+  ASSERT_NE(lib, nullptr) << ::dlerror();
+  auto late_square = reinterpret_cast<int (*)(int)>(::dlsym(lib, "late_square"));
+  ASSERT_NE(late_square, nullptr);
+  EXPECT_EQ(late_square(4), 16);  // fine here
+  try {
+    pool.submit(late_square, 4).result(10s);
+    FAIL() << "expected SerializationError";
+  } catch (const mp::SerializationError& e) {
+    std::string what = e.what();
+    EXPECT_NE(what.find("does not exist in the child process"), std::string::npos) << what;
+    EXPECT_NE(what.find("mp::init()"), std::string::npos) << what;
+  }
+  EXPECT_EQ(pool.submit(&add, 2, 2).result(10s), 4);  // the worker survived
+  ::dlclose(lib);
 }
 
 TEST(ProcessPool, FutureCallbacksAndThenWork) {
