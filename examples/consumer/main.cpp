@@ -1,9 +1,12 @@
 // A program built against an installed celeriac: a named thread sums the
 // numbers it reads from a bounded Queue and hands the total back through a
-// Promise; main waits on the Future.
+// Promise; main waits on the Future. Then a ThreadPool maps a function over a
+// few numbers (the exec layer's compiled part must link too).
 #include <chrono>
 #include <cstdio>
+#include <vector>
 
+#include "celeriac/exec.hpp"
 #include "celeriac/futures.hpp"
 #include "celeriac/sync.hpp"
 
@@ -30,5 +33,11 @@ int main() {
 
   std::printf("celeriac consumer: sum of 1..100 = %ld\n", result.result(std::chrono::seconds(60)));
   summer.join();
+
+  celeriac::exec::ThreadPoolExecutor pool(2);
+  std::printf("celeriac consumer: squares");
+  for (int square : pool.map([](int x) { return x * x; }, std::vector<int>{1, 2, 3}))
+    std::printf(" %d", square);
+  std::printf("\n");
   return 0;
 }

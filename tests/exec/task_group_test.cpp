@@ -7,6 +7,7 @@
 #include <thread>
 
 #include "celeriac/exec.hpp"
+#include "celeriac/sync/event.hpp"
 
 using namespace std::chrono_literals;
 using celeriac::exec::TaskGroup;
@@ -117,10 +118,15 @@ TEST(TaskGroup, RunAfterShutdownFromOutsideThrows) {
 TEST(TaskGroup, ShutdownCancelFuturesCancelsQueuedChildren) {
   ThreadPool pool(1);
   std::atomic<bool> release{false};
+  celeriac::sync::Event started;
   auto blocker = pool.submit([&] {
+    started.set();
     auto until = std::chrono::steady_clock::now() + 20s;
     while (!release && std::chrono::steady_clock::now() < until) std::this_thread::sleep_for(100us);
   });
+  // The only worker must be busy before shutdown, or shutdown would cancel
+  // the blocker itself (it is queued like the children).
+  ASSERT_TRUE(started.wait_for(10s));
   std::atomic<int> ran{0};
   TaskGroup g(pool);
   for (int i = 0; i < 5; ++i) g.run([&ran] { ran.fetch_add(1); });

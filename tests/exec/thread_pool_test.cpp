@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "celeriac/exec.hpp"
+#include "celeriac/sync/event.hpp"
 #include "celeriac/sync/thread_name.hpp"
 
 using namespace std::chrono_literals;
@@ -27,9 +28,7 @@ namespace {
 // A gate that tests open by hand; waits are bounded to avoid hangs.
 class Gate {
  public:
-  void open() {
-    open_.store(true);
-  }
+  void open() { open_.store(true); }
   void wait() const {
     auto until = std::chrono::steady_clock::now() + 20s;
     while (!open_.load() && std::chrono::steady_clock::now() < until)
@@ -161,27 +160,67 @@ TEST(ThreadPool, DoneCallbacksBeforeAndAfterCompletion) {
     gate.wait();
     return 5;
   });
+  // Added while pending: runs on the completing worker. As in Python, wait()
+  // may return before it has run, so the test waits for the callback itself.
+  celeriac::sync::Event ran;
   std::atomic<int> before{0};
-  std::thread::id cb_thread;
+  std::atomic<std::thread::id> cb_thread{};
   f.add_done_callback([&](Future<int> g) {
     cb_thread = std::this_thread::get_id();
     before = g.result();
+    ran.set();
   });
   gate.open();
-  f.wait();
-  // The callback ran on the completing worker before wait() returned.
+  ASSERT_TRUE(ran.wait_for(10s));
   EXPECT_EQ(before.load(), 5);
-  EXPECT_NE(cb_thread, std::this_thread::get_id());
+  EXPECT_NE(cb_thread.load(), std::this_thread::get_id());
+  // Added after completion: runs at once, here, before add_done_callback
+  // returns.
+  f.wait();
+  std::thread::id after_thread{};
   int after = 0;
-  f.add_done_callback([&](Future<int> g) { after = g.result(); });  // runs at once, here
+  f.add_done_callback([&](Future<int> g) {
+    after_thread = std::this_thread::get_id();
+    after = g.result();
+  });
   EXPECT_EQ(after, 5);
+  EXPECT_EQ(after_thread, std::this_thread::get_id());
+}
+
+// Whoever sees done() and adds a callback must run it at once on its own
+// thread, even while the completing thread is still running the callbacks
+// added before (it used to slip into the completer's list and run later).
+TEST(ThreadPool, CallbackAddedOnceDoneRunsAtOnceEvenWhileOthersRun) {
+  ThreadPool pool(2);
+  for (int round = 0; round < 200; ++round) {
+    std::atomic<bool> release{false};
+    celeriac::sync::Event slow_callback_done;
+    Gate gate;  // the slow callback must be added while the task is pending
+    auto f = pool.submit([round, &gate] {
+      gate.wait();
+      return round;
+    });
+    f.add_done_callback([&release, &slow_callback_done] {
+      auto until = std::chrono::steady_clock::now() + 10s;
+      while (!release.load() && std::chrono::steady_clock::now() < until) std::this_thread::yield();
+      slow_callback_done.set();
+    });
+    gate.open();
+    f.wait();  // sleeping on the future widens the window the old code had
+    bool ran_here = false;
+    f.add_done_callback([&ran_here] { ran_here = true; });
+    EXPECT_TRUE(ran_here) << "round " << round;
+    release = true;
+    ASSERT_TRUE(slow_callback_done.wait_for(10s));
+    if (!ran_here) break;
+  }
 }
 
 TEST(ThreadPool, ThenChainsOnThePool) {
   ThreadPool pool(2);
-  auto f = pool.submit([] { return 20; })
-               .then(pool, [](int x) { return x + 1; })
-               .then([](int x) { return x * 2; });
+  auto f = pool.submit([] { return 20; }).then(pool, [](int x) { return x + 1; }).then([](int x) {
+    return x * 2;
+  });
   EXPECT_EQ(f.result(5s), 42);
   // A continuation that returns a pool future is flattened.
   auto g = pool.submit([] { return 3; }).then([&pool](int x) {
@@ -323,7 +362,8 @@ TEST(ThreadPool, ShutdownWithoutWaitReturnsAndDestructorJoins) {
   std::atomic<int> n{0};
   {
     ThreadPool pool(2);
-    for (int i = 0; i < 100; ++i) pool.post([&n] {
+    for (int i = 0; i < 100; ++i)
+      pool.post([&n] {
         std::this_thread::sleep_for(10us);
         n.fetch_add(1);
       });
@@ -352,7 +392,8 @@ TEST(ThreadPool, InitializerRunsOncePerWorker) {
       ids.insert(std::this_thread::get_id());
     });
     std::vector<Future<std::thread::id>> fs;
-    for (int i = 0; i < 100; ++i) fs.push_back(pool.submit([] { return std::this_thread::get_id(); }));
+    for (int i = 0; i < 100; ++i)
+      fs.push_back(pool.submit([] { return std::this_thread::get_id(); }));
     for (auto& f : fs) task_ids.insert(f.result(5s));
   }
   EXPECT_EQ(ids.size(), 3u);

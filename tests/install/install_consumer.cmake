@@ -40,7 +40,7 @@ endif()
 
 run("building the consumer" "${CMAKE_COMMAND}" --build "${consumer_build}")
 run("running the consumer" "${consumer_build}/consumer")
-if(NOT run_output MATCHES "celeriac consumer: sum of 1\\.\\.100 = 5050")
+if(NOT run_output MATCHES "celeriac consumer: sum of 1\\.\\.100 = 5050\nceleriac consumer: squares 1 4 9\n")
   message(FATAL_ERROR "unexpected consumer output:\n${run_output}")
 endif()
 message(STATUS "installed celeriac works: ${run_output}")

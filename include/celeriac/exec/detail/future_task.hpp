@@ -11,15 +11,14 @@
 
 namespace celeriac::exec::detail {
 
-/// Marks a future running before its call; false when it was cancelled.
-/// StateBase::set_running_or_notify_cancel() fails while a waiter sleeps on
-/// the future (its CAS expects a bare kPending, without kWaitersBit): then the
-/// call runs without the running mark rather than never.
+/// Marks a future running before its call; false when it was cancelled (or,
+/// which an executor's own future never is, already done), so the call must
+/// be skipped.
 inline bool start_running(futures::detail::StateBase& state) noexcept {
   try {
     return state.set_running_or_notify_cancel();
-  } catch (...) {
-    return state.status() == futures::detail::kPending;
+  } catch (const InvalidStateError&) {
+    return false;
   }
 }
 

@@ -105,22 +105,28 @@ class StateBase {
   /// must then skip the work); InvalidStateError when it is already running
   /// or done.
   bool set_running_or_notify_cancel() {
-    std::uint32_t expected = kPending;
-    if (word_.compare_exchange_strong(expected, kRunning, std::memory_order_acq_rel)) return true;
-    if ((expected & kStatusMask) == kCancelled) return false;
+    std::uint32_t w = word_.load(std::memory_order_acquire);
+    while ((w & kStatusMask) == kPending) {
+      // Keep the waiters bit: a thread may already sleep on the word.
+      if (word_.compare_exchange_weak(w, kRunning | (w & kWaitersBit), std::memory_order_acq_rel))
+        return true;
+    }
+    if (settled_status(w) == kCancelled) return false;
     throw InvalidStateError("future is already running or done");
   }
 
-  /// pending -> cancelled; false in any other status.
+  /// pending -> cancelled; false in any other status (true if it already was
+  /// cancelled).
   bool cancel() noexcept {
     std::uint32_t w = word_.load(std::memory_order_acquire);
     while ((w & kStatusMask) == kPending) {
-      if (word_.compare_exchange_weak(w, kCancelled, std::memory_order_acq_rel)) {
-        complete(w);
+      if (word_.compare_exchange_weak(w, kCompleting | (w & kWaitersBit),
+                                      std::memory_order_acq_rel)) {
+        complete(kCancelled);
         return true;
       }
     }
-    return (w & kStatusMask) == kCancelled;
+    return settled_status(w) == kCancelled;
   }
 
   /// Claims the right to set the result (pending|running -> completing).
@@ -142,10 +148,7 @@ class StateBase {
   }
 
   /// After try_claim() and storing the value: publishes it.
-  void finish() noexcept {
-    auto old = word_.exchange(kFinished, std::memory_order_acq_rel);
-    complete(old);
-  }
+  void finish() noexcept { complete(kFinished); }
 
   /// Blocks until done or `deadline`; returns done(). Spins briefly first
   /// (most results arrive within microseconds), then runs other work through
@@ -190,6 +193,9 @@ class StateBase {
     CallbackNode* head = callbacks_.load(std::memory_order_acquire);
     do {
       if (head == closed()) {
+        // Done, or about to be: complete() closes the list just before it
+        // publishes the final status, so the wait is a few instructions.
+        while (!done()) sync::detail::cpu_relax();
         node->invoke_and_destroy();
         return;
       }
@@ -217,10 +223,24 @@ class StateBase {
     return reinterpret_cast<CallbackNode*>(std::uintptr_t{1});
   }
 
-  /// Wakes sleepers and runs the callbacks, oldest first.
-  void complete(std::uint32_t old_word) noexcept {
-    if (old_word & kWaitersBit) sync::detail::futex_wake_all(word_);
+  /// Waits out a transient kCompleting and returns the status it settles in.
+  std::uint32_t settled_status(std::uint32_t w) const noexcept {
+    while ((w & kStatusMask) == kCompleting) {
+      sync::detail::cpu_relax();
+      w = word_.load(std::memory_order_acquire);
+    }
+    return w & kStatusMask;
+  }
+
+  /// Publishes `final_status` (kFinished or kCancelled) after the caller
+  /// claimed the state (kCompleting), wakes sleepers and runs the callbacks,
+  /// oldest first. The callback list is closed before the status is
+  /// published, so whoever sees done() and adds a callback runs it at once
+  /// on its own thread (Python's contract) instead of racing this one.
+  void complete(std::uint32_t final_status) noexcept {
     CallbackNode* head = callbacks_.exchange(closed(), std::memory_order_acq_rel);
+    const std::uint32_t old_word = word_.exchange(final_status, std::memory_order_acq_rel);
+    if (old_word & kWaitersBit) sync::detail::futex_wake_all(word_);
     CallbackNode* ordered = nullptr;
     while (head) {
       CallbackNode* next = head->next;
