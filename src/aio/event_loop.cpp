@@ -1,6 +1,7 @@
 // The event loop's engine: epoll + eventfd + timer heap + run queues.
 #include "celeriac/aio/event_loop.hpp"
 
+#include <cxxabi.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
 #include <unistd.h>
@@ -53,10 +54,19 @@ void warn_somewhere(EventLoop* loop, const std::string& msg) {
 
 namespace detail {
 
-void report_callback_exception(std::exception_ptr e, const char* where) noexcept {
+std::string demangled(const char* type_name) {
+  int status = 0;
+  char* name = abi::__cxa_demangle(type_name, nullptr, nullptr, &status);
+  if (status != 0 || name == nullptr) return type_name;
+  std::string out(name);
+  std::free(name);
+  return out;
+}
+
+void report_callback_exception(std::exception_ptr e, const char* type_name) noexcept {
   try {
     warn_somewhere(tls_context.loop,
-                   std::string("exception in callback ") + where + ": " + describe_exception(e));
+                   "exception in callback " + demangled(type_name) + ": " + describe_exception(e));
   } catch (...) {
   }
 }
@@ -97,7 +107,7 @@ void TimerCallbackBase::work_fn(Work* w, WorkOp op, std::string* out) noexcept {
       cb->release();
       break;
     case WorkOp::kDescribe:
-      *out = std::string("timer callback ") + cb->type_name();
+      *out = "timer callback " + demangled(cb->type_name());
       break;
   }
 }

@@ -6,6 +6,7 @@
 #include <coroutine>
 #include <cstdint>
 #include <memory>
+#include <utility>
 
 #include "celeriac/aio/event_loop.hpp"
 
@@ -37,7 +38,10 @@ class FdState {
 class ReadinessAwaiter : public Suspension {
  public:
   ReadinessAwaiter(detail::FdState* st, bool write) noexcept : st_(st), write_(write) {}
-  ReadinessAwaiter(ReadinessAwaiter&& o) noexcept : st_(o.st_), write_(o.write_) {}
+  /// The moved-from awaiter forgets the fd: it may outlive the FdWatch (a
+  /// temporary of the co_await expression lives across the suspension).
+  ReadinessAwaiter(ReadinessAwaiter&& o) noexcept
+      : st_(std::exchange(o.st_, nullptr)), write_(o.write_) {}
   ~ReadinessAwaiter() { disarm(); }
 
   /// Completes at once when an edge arrived since the last wait (consumes it).

@@ -58,8 +58,11 @@ class WorkQueue {
   Work** tail_ = &head_;
 };
 
-/// Reports an exception escaping a loop callback (defined in event_loop.cpp).
-void report_callback_exception(std::exception_ptr e, const char* where) noexcept;
+/// Reports an exception escaping a loop callback (defined in event_loop.cpp);
+/// `type_name` is the callback's typeid name.
+void report_callback_exception(std::exception_ptr e, const char* type_name) noexcept;
+/// The readable name of a type from its typeid name (debug messages).
+std::string demangled(const char* type_name);
 
 /// A heap-allocated callback that frees itself after running.
 template <class F>
@@ -81,7 +84,7 @@ struct CallbackWork final : Work {
         delete self;
         break;
       case WorkOp::kDescribe:
-        *out = std::string("callback ") + typeid(F).name();
+        *out = "callback " + demangled(typeid(F).name());
         break;
     }
   }
