@@ -157,12 +157,17 @@ int App::main(int argc, char** argv, const MainOptions& options) {
     worker->add_option("-n,--hostname", wopts.hostname, "node name (default celery@<host>)");
     worker->add_option("-c,--concurrency", wopts.concurrency, "pool size (default: number of CPUs)")
         ->check(CLI::Range(1, 10000));
-    worker->add_option("-P,--pool", wopts.pool, "pool: threads (default) or solo")
-        ->check(CLI::IsMember({"threads", "solo"}));
+    worker->add_option("-P,--pool", wopts.pool,
+                       "pool: threads (default), processes (crash isolation), async (coroutine tasks) or solo")
+        ->check(CLI::IsMember({"threads", "processes", "async", "solo"}));
     worker->add_option("-Q,--queues", wqueues, "queues to consume, comma-separated (default: celery)");
     worker->add_option("--prefetch-multiplier", wopts.prefetch_multiplier, "messages held per pool slot")
         ->check(CLI::Range(1, 100000));
     worker->add_flag("--acks-late", wopts.acks_late, "acknowledge after the task ran");
+    worker->add_flag("--reject-on-worker-lost", wopts.reject_on_worker_lost,
+                     "with --acks-late: requeue a task whose child process died (processes pool)");
+    worker->add_option("--max-tasks-per-child", wopts.max_tasks_per_child,
+                       "processes pool: replace a child after this many tasks (default: never)");
     worker->add_option("--max-message-size", wopts.max_message_size, "largest accepted envelope (bytes)");
   }
 

@@ -7,6 +7,7 @@
 #include <condition_variable>
 #include <cstring>
 #include <deque>
+#include <future>
 #include <map>
 #include <random>
 #include <set>
@@ -15,6 +16,9 @@
 #include <unordered_set>
 
 #include <spdlog/spdlog.h>
+
+#include "celeriac/aio/event_loop.hpp"
+#include "celeriac/tq/detail/execution.hpp"
 
 namespace celeriac::tq {
 std::string fmt_queues(const std::vector<std::string>& q);
@@ -35,7 +39,13 @@ std::string repr_exc(const TaskError& e) {
   const Json& m = e.exc_message();
   for (std::size_t i = 0; i < m.size(); ++i) {
     if (i) out += ", ";
-    out += m[i].is_string() ? "'" + m[i].get<std::string>() + "'" : dumps(m[i]);
+    if (m[i].is_string()) {
+      out.push_back('\'');
+      out += m[i].get_ref<const std::string&>();
+      out.push_back('\'');
+    } else {
+      out += dumps(m[i]);
+    }
   }
   return out + ")";
 }
@@ -73,7 +83,10 @@ struct Worker::Impl {
   std::condition_variable finished_cv;
 
   std::thread consumer;
-  std::vector<std::thread> pool;
+  std::vector<std::thread> pool;  // threads/processes: the threads that run (or wait for) task bodies
+  std::unique_ptr<detail::ProcessRunner> processes;  // processes pool
+  aio::EventLoop* loop = nullptr;  // async pool: the loop its thread runs
+  std::thread loop_thread;
   std::vector<std::unique_ptr<WorkerService>> services;
 
   Impl(App& a, WorkerOptions o) : app(a), opt(std::move(o)) {}
@@ -298,6 +311,10 @@ struct Worker::Impl {
       run_job(*job);
       return;
     }
+    if (loop) {
+      loop->call_soon_threadsafe([this, job = std::move(job)]() mutable { loop->spawn(run_job_on_loop(std::move(job))); });
+      return;
+    }
     {
       std::lock_guard lock(mu);
       active_info[job->msg.id] = request_info(*job, false);
@@ -321,84 +338,85 @@ struct Worker::Impl {
   }
 
   // ---- execution ----
+  // A job runs in three steps: begin_job (revoked/expired check, early ack,
+  // STARTED), the body in the pool's way (detail::Outcome), finish_job
+  // (result, retry or failure; late ack).
   void run_job(Job& j) {
+    if (!begin_job(j)) return;
+    auto t0 = std::chrono::steady_clock::now();
+    Context ctx(app, *j.def, j.msg, hostname);
+    detail::Outcome out = processes ? processes->run(j.msg, hostname, time_limit_of(j.msg))
+                                    : detail::run_here(ctx, *j.def, j.msg);
+    finish_job(j, std::move(out), t0);
+  }
+
+  // The async pool's version: the body is awaited on the worker's loop.
+  aio::Task<void> run_job_on_loop(std::shared_ptr<Job> job) {
+    if (!begin_job(*job)) co_return;
+    auto t0 = std::chrono::steady_clock::now();
+    Context ctx(app, *job->def, job->msg, hostname);
+    detail::Outcome out = co_await detail::run_on_loop(ctx, *job->def, job->msg);
+    finish_job(*job, std::move(out), t0);
+  }
+
+  static std::optional<std::chrono::milliseconds> time_limit_of(const TaskMessage& m) {
+    if (!m.time_limit || *m.time_limit <= 0) return std::nullopt;
+    return std::chrono::milliseconds(static_cast<std::int64_t>(*m.time_limit * 1000.0));
+  }
+
+  bool acks_late_of(const Job& j) const { return j.def->options.acks_late.value_or(opt.acks_late); }
+
+  // The job leaves the worker's books (in flight, active).
+  void job_done(const Job& j) {
+    std::lock_guard lock(mu);
+    active_info.erase(j.msg.id);
+    --in_flight;
+    cv.notify_all();
+  }
+
+  // False when the job was revoked or expired (then it is done already).
+  bool begin_job(Job& j) {
     const TaskMessage& m = j.msg;
-    const TaskDef& def = *j.def;
-    bool acks_late = def.options.acks_late.value_or(opt.acks_late);
+    bool acks_late = acks_late_of(j);
     bool revoked_now;
     {
       std::lock_guard lock(mu);
       revoked_now = revoked.count(m.id) > 0;
       active_info[m.id] = request_info(j, !acks_late);
     }
-    auto finish = [&] {
-      std::lock_guard lock(mu);
-      active_info.erase(m.id);
-      --in_flight;
-      cv.notify_all();
-    };
     if (revoked_now || (m.expires && Clock::now() >= *m.expires)) {
       revoke_now(j, revoked_now ? "revoked" : "expired");
-      finish();
-      return;
+      job_done(j);
+      return false;
     }
     if (!acks_late) ack(j);
-    bool store_results = should_store(m, j.def);
-    if (def.options.track_started && store_results) {
+    if (j.def->options.track_started && should_store(m, j.def)) {
       ResultMeta started = make_meta(m, State::Started);
       started.result = Json{{"pid", static_cast<long long>(getpid())}, {"hostname", hostname}};
       store(started);
     }
     emit(Json{{"type", "task-started"}, {"uuid", m.id}});
-    auto t0 = std::chrono::steady_clock::now();
-    Context ctx(app, def, m, hostname);
-    std::exception_ptr error;
-    std::optional<Retry> retry;
-    Json result;
-    try {
-      result = def.run(ctx, m.args, m.kwargs);
-    } catch (const Retry& r) {
-      retry.emplace(r);
-    } catch (...) {
-      error = std::current_exception();
-    }
-    if (error && def.options.autoretry_for) {
-      bool matches = false;
-      try {
-        std::rethrow_exception(error);
-      } catch (const std::exception& e) {
-        matches = def.options.autoretry_for(e);
-      } catch (...) {
-      }
-      if (matches) {
-        double countdown = def.options.default_retry_delay;
-        if (def.options.retry_backoff > 0) {
-          countdown = std::min(def.options.retry_backoff_max,
-                               def.options.retry_backoff * std::pow(2.0, static_cast<double>(m.retries)));
-          if (def.options.retry_jitter) {
-            thread_local std::mt19937_64 rng{std::random_device{}()};
-            countdown = std::uniform_real_distribution<double>(0.0, countdown)(rng);
-          }
-        }
-        retry.emplace(countdown, std::nullopt, error, "autoretry");
-        error = nullptr;
-      }
-    }
+    return true;
+  }
+
+  void finish_job(Job& j, detail::Outcome out, std::chrono::steady_clock::time_point t0) {
+    const TaskMessage& m = j.msg;
+    bool acks_late = acks_late_of(j);
+    bool store_results = should_store(m, j.def);
     double runtime = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-    if (retry) {
-      do_retry(j, *retry, store_results);
-    } else if (error) {
-      TaskError te = to_task_error(error);
-      std::string tb = traceback_for(m, te);
-      if (store_results) store_error(m, te, tb);
-      spdlog::error("task {}[{}] raised {}: {}", m.task, m.id, te.exc_type(), te.message());
-      emit(Json{{"type", "task-failed"}, {"uuid", m.id}, {"exception", repr_exc(te)}, {"traceback", tb}});
-      std::lock_guard lock(mu);
-      ++counters.failed;
+    if (out.error && acks_late && opt.reject_on_worker_lost && is_worker_lost(out.error)) {
+      requeue_lost(j);
+      job_done(j);
+      return;
+    }
+    if (out.retry) {
+      do_retry(j, *out.retry, store_results);
+    } else if (out.error) {
+      fail_task(m, to_task_error(out.error), store_results, "raised");
     } else {
       if (store_results) {
         ResultMeta meta = make_meta(m, State::Success);
-        meta.result = std::move(result);
+        meta.result = std::move(out.result);
         store(meta);
       }
       emit(Json{{"type", "task-succeeded"}, {"uuid", m.id}, {"result", "<result>"}, {"runtime", runtime}});
@@ -407,7 +425,29 @@ struct Worker::Impl {
       ++totals[m.task];
     }
     if (acks_late) ack(j);
-    finish();
+    job_done(j);
+  }
+
+  static bool is_worker_lost(const std::exception_ptr& e) {
+    try {
+      std::rethrow_exception(e);
+    } catch (const TaskError& te) {
+      return te.exc_type() == "WorkerLostError";
+    } catch (...) {
+      return false;
+    }
+  }
+
+  // reject_on_worker_lost: the child died, so the message goes back to its
+  // queue (unacknowledged with acks_late) for another attempt.
+  void requeue_lost(Job& j) {
+    try {
+      broker->requeue(j.delivery);
+      spdlog::warn("task {}[{}]: worker process lost, message requeued (reject_on_worker_lost)", j.msg.task,
+                   j.msg.id);
+    } catch (const std::exception& e) {
+      spdlog::error("cannot requeue {} after its worker process was lost: {}", j.msg.id, e.what());
+    }
   }
 
   void ack(Job& j) {
@@ -426,15 +466,27 @@ struct Worker::Impl {
                              : TaskError("MaxRetriesExceededError", "celery.exceptions",
                                          "Can't retry " + m.task + "[" + m.id + "] args:" + dumps(m.args) +
                                              " kwargs:" + dumps(m.kwargs));
-      std::string tb = traceback_for(m, te);
-      if (store_results) store_error(m, te, tb);
-      spdlog::error("task {}[{}] failed after {} retries: {}", m.task, m.id, m.retries, te.what());
-      emit(Json{{"type", "task-failed"}, {"uuid", m.id}, {"exception", repr_exc(te)}, {"traceback", tb}});
-      std::lock_guard lock(mu);
-      ++counters.failed;
+      fail_task(m, te, store_results, "failed after " + std::to_string(m.retries) + " retries");
       return;
     }
     double countdown = r.countdown().value_or(j.def->options.default_retry_delay);
+    // RETRY is stored and announced before the new message exists, so the
+    // next run's received/started/SUCCESS can never come before them.
+    announce_retry(m, r, countdown, store_results);
+    try {
+      broker->publish(m.queue, m.priority, encode(retry_message(m, countdown)));
+    } catch (const std::exception& e) {
+      fail_task(m, TaskError("RuntimeError", "builtins", std::string("retry could not be published: ") + e.what()),
+                store_results, "could not be retried");
+      return;
+    }
+    spdlog::info("task {}[{}] retry {} in {}", m.task, m.id, m.retries + 1, fmt_seconds(countdown));
+    std::lock_guard lock(mu);
+    ++counters.retried;
+  }
+
+  // The republished message: same id, retries + 1, eta = now + countdown.
+  static TaskMessage retry_message(const TaskMessage& m, double countdown) {
     TaskMessage next = m;
     next.retries = m.retries + 1;
     next.eta = Clock::now() + std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(countdown));
@@ -443,16 +495,10 @@ struct Worker::Impl {
     next.redelivered = false;
     next.argsrepr.clear();
     next.kwargsrepr.clear();
-    try {
-      broker->publish(next.queue, next.priority, encode(next));
-    } catch (const std::exception& e) {
-      TaskError te("RuntimeError", "builtins", std::string("retry could not be published: ") + e.what());
-      if (store_results) store_error(m, te, traceback_for(m, te));
-      spdlog::error("task {}[{}]: {}", m.task, m.id, te.what());
-      std::lock_guard lock(mu);
-      ++counters.failed;
-      return;
-    }
+    return next;
+  }
+
+  void announce_retry(const TaskMessage& m, const Retry& r, double countdown, bool store_results) {
     std::string exc_text;
     Json exc_json;
     if (r.exc()) {
@@ -469,10 +515,17 @@ struct Worker::Impl {
       meta.children = Json::array({Json::array({Json::array({m.id, nullptr}), nullptr})});
       store(meta);
     }
-    spdlog::info("task {}[{}] retry {} in {}", m.task, m.id, next.retries, fmt_seconds(countdown));
     emit(Json{{"type", "task-retried"}, {"uuid", m.id}, {"exception", exc_text.empty() ? "Retry" : exc_text}, {"traceback", tb}});
+  }
+
+  // Stores FAILURE (when results are kept), logs `what` and emits task-failed.
+  void fail_task(const TaskMessage& m, const TaskError& te, bool store_results, const std::string& what) {
+    std::string tb = traceback_for(m, te);
+    if (store_results) store_error(m, te, tb);
+    spdlog::error("task {}[{}] {}: {}: {}", m.task, m.id, what, te.exc_type(), te.message());
+    emit(Json{{"type", "task-failed"}, {"uuid", m.id}, {"exception", repr_exc(te)}, {"traceback", tb}});
     std::lock_guard lock(mu);
-    ++counters.retried;
+    ++counters.failed;
   }
 
   static std::string fmt_seconds(double s) {
@@ -482,6 +535,28 @@ struct Worker::Impl {
   }
 
   // ---- shutdown ----
+  // async pool: a thread running an event loop; dispatch() spawns each job on it.
+  void start_loop() {
+    std::promise<aio::EventLoop*> ready;
+    auto started_loop = ready.get_future();
+    loop_thread = std::thread([&ready] {
+      aio::EventLoop l;
+      ready.set_value(&l);
+      l.run_forever();
+    });
+    loop = started_loop.get();
+  }
+
+  // Lets the tasks on the loop finish, then stops it.
+  void stop_loop() {
+    {
+      std::unique_lock lock(mu);
+      cv.wait(lock, [&] { return in_flight == 0; });
+    }
+    loop->stop();
+    loop_thread.join();
+  }
+
   void shutdown_sequence() {
     std::vector<std::shared_ptr<Job>> back;
     {
@@ -502,6 +577,8 @@ struct Worker::Impl {
       active_info.erase(j->msg.id);
     }
     for (auto& t : pool) t.join();  // running tasks finish
+    if (processes) processes->shutdown();
+    if (loop) stop_loop();
     for (auto& s : services) {
       try {
         s->stop();
@@ -550,15 +627,20 @@ void Worker::start() {
     std::lock_guard lock(s.mu);
     if (s.started) throw InvalidStateError("worker already started");
   }
-  if (s.opt.pool != "threads" && s.opt.pool != "solo")
-    throw ConfigError("unknown pool '" + s.opt.pool + "' (expected threads or solo; processes and async pools are not available in this build)");
+  static const std::set<std::string> pools{"threads", "processes", "async", "solo"};
+  if (!pools.count(s.opt.pool))
+    throw ConfigError("unknown pool '" + s.opt.pool + "' (expected threads, processes, async or solo)");
   if (s.opt.concurrency < 0) throw ConfigError("concurrency must be >= 1, got " + std::to_string(s.opt.concurrency));
   if (s.opt.prefetch_multiplier < 1)
     throw ConfigError("prefetch multiplier must be >= 1, got " + std::to_string(s.opt.prefetch_multiplier));
   s.hostname = s.opt.hostname.empty() ? default_hostname() : s.opt.hostname;
   s.queues = s.opt.queues.empty() ? std::vector<std::string>{s.app.config().default_queue} : s.opt.queues;
   unsigned hw = std::max(1u, std::thread::hardware_concurrency());
-  s.concurrency = s.opt.pool == "solo" ? 1 : (s.opt.concurrency > 0 ? static_cast<std::size_t>(s.opt.concurrency) : hw);
+  std::size_t default_concurrency = s.opt.pool == "async" ? kDefaultAsyncConcurrency : hw;
+  s.concurrency = s.opt.pool == "solo" ? 1 : (s.opt.concurrency > 0 ? static_cast<std::size_t>(s.opt.concurrency) : default_concurrency);
+  // The fork server starts before this worker has any thread of its own.
+  if (s.opt.pool == "processes")
+    s.processes = std::make_unique<detail::ProcessRunner>(s.app, s.concurrency, s.opt.max_tasks_per_child);
   s.limit = s.concurrency * static_cast<std::size_t>(s.opt.prefetch_multiplier);
   s.broker = make_broker(s.app.config().broker_url);
   (void)s.app.backend();
@@ -580,8 +662,9 @@ void Worker::start() {
     std::lock_guard lock(s.mu);
     s.started = true;
   }
-  if (s.opt.pool == "threads")
+  if (s.opt.pool == "threads" || s.opt.pool == "processes")
     for (std::size_t i = 0; i < s.concurrency; ++i) s.pool.emplace_back([&s] { s.pool_loop(); });
+  if (s.opt.pool == "async") s.start_loop();
   s.consumer = std::thread([&s] { s.consume_loop(); });
   spdlog::info("{} ready: pool={} concurrency={} queues={} broker={}", s.hostname, s.opt.pool, s.concurrency,
                fmt_queues(s.queues), s.broker->url());

@@ -12,6 +12,7 @@
 #include "celeriac/tq/broker.hpp"
 #include "celeriac/tq/result_backend.hpp"
 #include "celeriac/tq/task.hpp"
+#include "celeriac/tq/detail/coro_runner.hpp"
 
 namespace celeriac::tq {
 
@@ -84,12 +85,18 @@ class App {
   template <class F>
   auto task(std::string name, std::vector<std::string> params, F fn, TaskOptions options = {}) {
     using Traits = detail::FnTraits<std::decay_t<F>>;
-    using Handle = typename detail::HandleFor<typename Traits::result, detail::TaskArgs<F>>::type;
+    using Value = typename detail::TaskValue<typename Traits::result>::type;
+    using Handle = typename detail::HandleFor<Value, detail::TaskArgs<F>>::type;
     TaskDef def;
     def.name = name;
     def.params = params;
     def.options = std::move(options);
-    def.run = detail::make_runner(std::move(name), std::move(params), std::move(fn));
+    if constexpr (detail::IsAioTask<typename Traits::result>::value) {
+      def.run_async = detail::make_async_runner(std::move(name), std::move(params), std::move(fn));
+      def.run = detail::blocking_runner(def.run_async);
+    } else {
+      def.run = detail::make_runner(std::move(name), std::move(params), std::move(fn));
+    }
     return Handle(*this, register_task(std::move(def)));
   }
   /// Registers an already built definition (dynamic tasks).

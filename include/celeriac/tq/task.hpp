@@ -13,6 +13,7 @@
 #include <utility>
 #include <vector>
 
+#include "celeriac/aio/task.hpp"
 #include "celeriac/tq/context.hpp"
 #include "celeriac/tq/errors.hpp"
 #include "celeriac/tq/json.hpp"
@@ -88,6 +89,10 @@ struct TaskDef {
   /// Converts args/kwargs, calls the function, converts the result. Throws
   /// TaskError("TypeError", ...) for bad arguments, or what the task throws.
   std::function<Json(Context&, const Json& args, const Json& kwargs)> run;
+  /// Coroutine tasks only (the function returns aio::Task<T>): the same as a
+  /// coroutine, which the async pool awaits on its loop; `run` then runs it
+  /// on a private loop. Null for plain tasks.
+  std::function<aio::Task<Json>(Context&, const Json& args, const Json& kwargs)> run_async;
 };
 
 namespace detail {
@@ -127,8 +132,14 @@ std::decay_t<T> convert_arg(const std::string& task, const std::string& param, c
         throw type_error(task + "() argument '" + param + "' is out of range: " + dumps(j));
       return j.get<U>();
     }
-    if (j.is_number_float() && std::isfinite(j.get<double>()) && std::floor(j.get<double>()) == j.get<double>())
-      return static_cast<U>(j.get<double>());
+    if (j.is_number_float() && std::isfinite(j.get<double>()) && std::floor(j.get<double>()) == j.get<double>()) {
+      // Python accepts 3.0 for an int; the range check keeps the cast defined.
+      double d = j.get<double>();
+      if (d < static_cast<double>(std::numeric_limits<U>::min()) ||
+          d >= std::ldexp(1.0, std::numeric_limits<U>::digits))
+        throw type_error(task + "() argument '" + param + "' is out of range: " + dumps(j));
+      return static_cast<U>(d);
+    }
     throw fail();
   } else if constexpr (std::is_floating_point_v<U>) {
     if (!j.is_number()) throw fail();
@@ -175,6 +186,10 @@ struct DropFirst;
 template <class First, class... Rest>
 struct DropFirst<std::tuple<First, Rest...>> {
   using type = std::tuple<Rest...>;
+};
+template <>
+struct DropFirst<std::tuple<>> {  // zero-parameter tasks (std::conditional_t names both branches)
+  using type = std::tuple<>;
 };
 
 template <class F, class... A, std::size_t... I>

@@ -1,5 +1,5 @@
 // Worker: consumes task messages and runs them on a pool (Celery's
-// `celery worker`): threads (default) or solo.
+// `celery worker`): threads (default), processes, async or solo.
 #pragma once
 
 #include <atomic>
@@ -14,14 +14,27 @@
 
 namespace celeriac::tq {
 
+/// Tasks the async pool runs at once when no concurrency is given.
+inline constexpr std::size_t kDefaultAsyncConcurrency = 100;
+
 /// Worker settings (celery worker options of the same meaning).
 struct WorkerOptions {
   std::string hostname;                                  ///< "" = celery@<host>
   std::vector<std::string> queues;                       ///< -Q; empty = the app's default queue
-  std::string pool = "threads";                          ///< -P: "threads" or "solo"
-  int concurrency = 0;                                   ///< -c; 0 = hardware threads (solo: 1)
+  /// -P: "threads" (default), "processes" (each task in a child process of
+  /// celeriac::mp: a crash fails only its task), "async" (coroutine tasks on
+  /// one event loop; plain tasks go to aio::to_thread) or "solo" (one at a
+  /// time on the consumer thread).
+  std::string pool = "threads";
+  /// -c; 0 = hardware threads (async: kDefaultAsyncConcurrency tasks at once; solo: 1)
+  int concurrency = 0;
   int prefetch_multiplier = 4;                           ///< messages held per pool slot
   bool acks_late = false;                                ///< ack after the task finished
+  /// With acks_late: a task whose child process died is put back in its
+  /// queue instead of failing with WorkerLostError (processes pool).
+  bool reject_on_worker_lost = false;
+  /// processes pool: a child is replaced after this many tasks (0: never).
+  std::size_t max_tasks_per_child = 0;
   std::size_t max_message_size = kDefaultMaxMessageSize; ///< bigger envelopes are dead-lettered
   std::chrono::seconds visibility_timeout{3600};         ///< restore_stale() age at start-up
   std::chrono::milliseconds poll_interval{100};          ///< reserve() timeout per round
