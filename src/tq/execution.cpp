@@ -18,7 +18,8 @@ namespace {
 
 double autoretry_countdown(const TaskOptions& o, int retries) {
   if (o.retry_backoff <= 0) return o.default_retry_delay;
-  double countdown = std::min(o.retry_backoff_max, o.retry_backoff * std::pow(2.0, static_cast<double>(retries)));
+  double countdown =
+      std::min(o.retry_backoff_max, o.retry_backoff * std::pow(2.0, static_cast<double>(retries)));
   if (!o.retry_jitter) return countdown;
   thread_local std::mt19937_64 rng{std::random_device{}()};
   return std::uniform_real_distribution<double>(0.0, countdown)(rng);
@@ -91,8 +92,8 @@ Json error_json(const TaskError& e) {
 }
 
 TaskError error_from_json(const Json& j) {
-  return TaskError(j.at("exc_type").get<std::string>(), j.at("exc_module").get<std::string>(), j.at("exc_message"),
-                   j.value("traceback", std::string()));
+  return TaskError(j.at("exc_type").get<std::string>(), j.at("exc_module").get<std::string>(),
+                   j.at("exc_message"), j.value("traceback", std::string()));
 }
 
 std::string outcome_to_wire(const Outcome& o) {
@@ -133,15 +134,17 @@ std::string run_in_child(std::string envelope, std::string hostname) {
   if (!child_app)
     throw Error(
         "the processes pool's children do not know the app: the fork server was started before the "
-        "worker (call celeriac::mp::init() only after registering the tasks, or let the worker start it)");
+        "worker (call celeriac::mp::init() only after registering the tasks, or let the worker "
+        "start it)");
   TaskMessage m = decode(envelope);
   const TaskDef* def = child_app->find_task(m.task);
   if (!def) {
     Outcome o;
-    o.error = std::make_exception_ptr(TaskError(
-        "NotRegistered", "celery.exceptions",
-        "'" + m.task + "' is not registered in the processes pool's children (registered after the fork server "
-                       "started)"));
+    o.error = std::make_exception_ptr(TaskError("NotRegistered", "celery.exceptions",
+                                                "'" + m.task +
+                                                    "' is not registered in the processes pool's "
+                                                    "children (registered after the fork server "
+                                                    "started)"));
     return outcome_to_wire(o);
   }
   Context ctx(*child_app, *def, m, hostname);
@@ -154,11 +157,13 @@ Outcome lost_child(std::exception_ptr e, std::optional<std::chrono::milliseconds
   try {
     std::rethrow_exception(e);
   } catch (const mp::WorkerDiedError& d) {
-    out.error = std::make_exception_ptr(
-        TaskError("WorkerLostError", "billiard.exceptions", std::string("Worker exited prematurely: ") + d.what()));
+    out.error =
+        std::make_exception_ptr(TaskError("WorkerLostError", "billiard.exceptions",
+                                          std::string("Worker exited prematurely: ") + d.what()));
   } catch (const TimeoutError&) {
     double seconds = limit ? std::chrono::duration<double>(*limit).count() : 0.0;
-    out.error = std::make_exception_ptr(TaskError("TimeLimitExceeded", "billiard.exceptions", Json::array({seconds})));
+    out.error = std::make_exception_ptr(
+        TaskError("TimeLimitExceeded", "billiard.exceptions", Json::array({seconds})));
   } catch (const TaskError&) {
     out.error = std::current_exception();
   } catch (const std::exception& x) {
@@ -195,12 +200,15 @@ Outcome ProcessRunner::run(const TaskMessage& m, const std::string& hostname,
   mp::TaskOptions o;
   if (time_limit) o.timeout = *time_limit;
   try {
-    return outcome_from_wire(impl_->pool.submit_with(o, &run_in_child, encode(m), hostname).result());
+    return outcome_from_wire(
+        impl_->pool.submit_with(o, &run_in_child, encode(m), hostname).result());
   } catch (...) {
     return lost_child(std::current_exception(), time_limit);
   }
 }
 
-void ProcessRunner::shutdown() { impl_->pool.shutdown(true); }
+void ProcessRunner::shutdown() {
+  impl_->pool.shutdown(true);
+}
 
 }  // namespace celeriac::tq::detail

@@ -63,9 +63,11 @@ WorkerOptions processes(int n = 2) {
 // tasks before it runs a worker).
 struct ProcessApp {
   App app{"memory://pools-test-processes", ""};
-  TaskHandle<std::vector<long long>, int> pid_twice =
-      app.task("p.pid_twice", {"x"}, [](int x) { return std::vector<long long>{getpid(), x * 2}; });
-  TaskHandle<long long> pid = app.task("p.pid", {}, [] { return static_cast<long long>(getpid()); });
+  TaskHandle<std::vector<long long>, int> pid_twice = app.task("p.pid_twice", {"x"}, [](int x) {
+    return std::vector<long long>{getpid(), x * 2};
+  });
+  TaskHandle<long long> pid =
+      app.task("p.pid", {}, [] { return static_cast<long long>(getpid()); });
   TaskHandle<int, std::string> crash = app.task("p.crash", {"how"}, [](std::string how) {
     if (how == "segv") raise(SIGSEGV);
     if (how == "abort") std::abort();
@@ -73,8 +75,9 @@ struct ProcessApp {
     return 0;
   });
   TaskHandle<std::string> ok = app.task("p.ok", {}, [] { return std::string("fine"); });
-  TaskHandle<int, int> bad =
-      app.task("p.bad", {"x"}, [](int x) -> int { throw std::invalid_argument("bad x " + std::to_string(x)); });
+  TaskHandle<int, int> bad = app.task("p.bad", {"x"}, [](int x) -> int {
+    throw std::invalid_argument("bad x " + std::to_string(x));
+  });
   TaskHandle<int> again = app.task("p.again", {}, [](Context& ctx) {
     if (ctx.retries() < 2) ctx.retry(0.0);
     return ctx.retries();
@@ -84,13 +87,14 @@ struct ProcessApp {
     return 1;
   });
   // Crashes the first time only (the marker file outlives the child).
-  TaskHandle<std::string, std::string> once = app.task("p.once", {"marker"}, [](std::string marker) {
-    if (!std::filesystem::exists(marker)) {
-      std::ofstream(marker) << "crashed";
-      std::abort();
-    }
-    return std::string("second time");
-  });
+  TaskHandle<std::string, std::string> once =
+      app.task("p.once", {"marker"}, [](std::string marker) {
+        if (!std::filesystem::exists(marker)) {
+          std::ofstream(marker) << "crashed";
+          std::abort();
+        }
+        return std::string("second time");
+      });
 
   static ProcessApp& get() {
     static ProcessApp instance;
@@ -139,8 +143,10 @@ TEST_F(TqProcesses, ACrashFailsOnlyItsTask) {
   TaskError e = failure_of(p.crash.delay(std::string("segv")));
   EXPECT_EQ(e.exc_type(), "WorkerLostError");
   EXPECT_NE(e.message().find("SIGSEGV"), std::string::npos) << e.message();
-  EXPECT_NE(failure_of(p.crash.delay(std::string("abort"))).message().find("SIGABRT"), std::string::npos);
-  EXPECT_NE(failure_of(p.crash.delay(std::string("exit"))).message().find("exit code 3"), std::string::npos);
+  EXPECT_NE(failure_of(p.crash.delay(std::string("abort"))).message().find("SIGABRT"),
+            std::string::npos);
+  EXPECT_NE(failure_of(p.crash.delay(std::string("exit"))).message().find("exit code 3"),
+            std::string::npos);
   EXPECT_EQ(p.ok.delay().get(kWait), "fine");  // the pool replaced the child and goes on
   EXPECT_EQ(worker->counters().failed, 3u);
 }
@@ -158,12 +164,14 @@ TEST_F(TqProcesses, TimeLimitKillsTheChild) {
   start_worker(processes(1));
   CallOptions o;
   o.time_limit = 0.3;
-  EXPECT_EQ(failure_of(p.slow.apply_async(Json::array(), Json::object(), o)).exc_type(), "TimeLimitExceeded");
+  EXPECT_EQ(failure_of(p.slow.apply_async(Json::array(), Json::object(), o)).exc_type(),
+            "TimeLimitExceeded");
   EXPECT_EQ(p.ok.delay().get(kWait), "fine");
 }
 
 TEST_F(TqProcesses, RejectOnWorkerLostRequeues) {
-  std::string marker = (std::filesystem::temp_directory_path() / ("celeriac-lost-" + make_uuid())).string();
+  std::string marker =
+      (std::filesystem::temp_directory_path() / ("celeriac-lost-" + make_uuid())).string();
   WorkerOptions o = processes(1);
   o.acks_late = true;
   o.reject_on_worker_lost = true;
@@ -177,7 +185,8 @@ TEST_F(TqProcesses, RecyclesChildrenAfterMaxTasks) {
   WorkerOptions o = processes(1);
   o.max_tasks_per_child = 2;
   start_worker(o);
-  long long a = p.pid.delay().get(kWait), b = p.pid.delay().get(kWait), c = p.pid.delay().get(kWait);
+  long long a = p.pid.delay().get(kWait), b = p.pid.delay().get(kWait),
+            c = p.pid.delay().get(kWait);
   EXPECT_EQ(a, b);
   EXPECT_NE(b, c);
 }

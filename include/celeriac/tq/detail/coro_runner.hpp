@@ -57,8 +57,9 @@ aio::Task<Json> await_bound(std::shared_ptr<F> fn, Context* ctx, Tuple converted
 
 template <bool WithContext, class F, class... A, std::size_t... I>
 aio::Task<Json> start_bound(const std::shared_ptr<F>& fn, Context& ctx, const std::string& task,
-                            const std::vector<std::string>& params, const std::vector<const Json*>& values,
-                            std::index_sequence<I...>, std::tuple<A...>*) {
+                            const std::vector<std::string>& params,
+                            const std::vector<const Json*>& values, std::index_sequence<I...>,
+                            std::tuple<A...>*) {
   std::tuple<std::decay_t<A>...> converted{convert_arg<A>(task, params[I], *values[I])...};
   return await_bound<WithContext>(fn, &ctx, std::move(converted));
 }
@@ -74,11 +75,11 @@ AsyncRunner make_async_runner(std::string name, std::vector<std::string> params,
     throw ConfigError("task '" + name + "' has " + std::to_string(n) + " parameter(s) but " +
                       std::to_string(params.size()) + " parameter name(s) were given");
   auto shared = std::make_shared<F>(std::move(fn));
-  return [name = std::move(name), params = std::move(params), shared](Context& ctx, const Json& args,
-                                                                     const Json& kwargs) {
+  return [name = std::move(name), params = std::move(params), shared](
+             Context& ctx, const Json& args, const Json& kwargs) {
     auto values = bind_arguments(name, params, args, kwargs);
-    return start_bound<with_context>(shared, ctx, name, params, values, std::make_index_sequence<n>{},
-                                     static_cast<Args*>(nullptr));
+    return start_bound<with_context>(shared, ctx, name, params, values,
+                                     std::make_index_sequence<n>{}, static_cast<Args*>(nullptr));
   };
 }
 
