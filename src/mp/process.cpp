@@ -1,5 +1,6 @@
 #include "celeriac/mp/process.hpp"
 
+#include <fcntl.h>
 #include <signal.h>
 #include <unistd.h>
 #include "sys.hpp"
@@ -14,6 +15,7 @@ namespace celeriac::mp {
 
 struct Process::Impl {
   detail::TaskCall call;
+  int redirects[2] = {-1, -1};  // where the child's stdout, stderr go (owned)
   mutable std::mutex mu;
   pid_t pid = -1;
   int pidfd = -1;
@@ -22,6 +24,8 @@ struct Process::Impl {
 
   ~Impl() {
     detail::close_fds(call.fds);
+    for (int fd : redirects)
+      if (fd >= 0) ::close(fd);
     if (pidfd >= 0) ::close(pidfd);
   }
   // Collects the status if the child has ended within `ms`; caller holds mu.
@@ -55,6 +59,25 @@ Process::~Process() {
   }
 }
 
+void Process::redirect(int target, int fd) {
+  if (!impl_) throw InvalidStateError("celeriac::mp::Process: moved-from process");
+  std::lock_guard lock(impl_->mu);
+  if (impl_->started)
+    throw InvalidStateError("celeriac::mp::Process: redirect after start");
+  int copy = ::fcntl(fd, F_DUPFD_CLOEXEC, 0);
+  if (copy < 0) detail::throw_errno("dup of a redirect target");
+  int& slot = impl_->redirects[target - 1];
+  if (slot >= 0) ::close(slot);
+  slot = copy;
+}
+
+void Process::redirect_stdout(int fd) {
+  redirect(STDOUT_FILENO, fd);
+}
+void Process::redirect_stderr(int fd) {
+  redirect(STDERR_FILENO, fd);
+}
+
 void Process::start() {
   if (!impl_) throw InvalidStateError("celeriac::mp::Process: moved-from process");
   std::lock_guard lock(impl_->mu);
@@ -74,7 +97,15 @@ void Process::start() {
   impl_->pidfd = c.pidfd;
   impl_->started = true;
   auto& call = impl_->call;
-  std::uint64_t head[2] = {reinterpret_cast<std::uintptr_t>(call.invoke), call.fn};
+  // kRunOnce head: invoke, fn, then a mask of the redirected streams whose
+  // descriptors follow the arguments' (see child_main).
+  std::uint64_t head[3] = {reinterpret_cast<std::uintptr_t>(call.invoke), call.fn, 0};
+  for (int target : {STDOUT_FILENO, STDERR_FILENO}) {
+    int& fd = impl_->redirects[target - 1];
+    if (fd < 0) continue;
+    head[2] |= std::uint64_t{1} << target;
+    call.fds.push_back(std::exchange(fd, -1));
+  }
   ch.enqueue(detail::kRunOnce, 0, std::string_view(reinterpret_cast<char*>(head), sizeof head),
              call.packed_args(), &call.fds);
   try {

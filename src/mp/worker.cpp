@@ -110,6 +110,17 @@ void check_code_exists(std::uint64_t invoke_word, std::uint64_t fn) {
   }
 }
 
+// kRunOnce: the streams named in `mask` (bit 1 stdout, bit 2 stderr) go to
+// the last descriptors of the frame, in that order.
+void apply_redirects(std::uint64_t mask, std::vector<int>& fds) {
+  for (int target : {STDERR_FILENO, STDOUT_FILENO}) {
+    if (!(mask & (std::uint64_t{1} << target))) continue;
+    if (fds.empty() || fds.back() < 0 || ::dup2(fds.back(), target) < 0) child_exit(72);
+    ::close(fds.back());
+    fds.pop_back();
+  }
+}
+
 }  // namespace
 
 std::exception_ptr remote_exception(const std::string& type, const std::string& m) {
@@ -152,12 +163,18 @@ void child_main(int fd) {
         child_exit(0);  // the parent closed our channel: done
       }
       const std::string_view body = f.body();
-      if (body.size() < 16) child_exit(70);
+      const std::size_t head = f.kind == kRunOnce ? 24 : 16;
+      if (body.size() < head) child_exit(70);
       std::uint64_t invoke_word, fn;
       std::memcpy(&invoke_word, body.data(), 8);
       std::memcpy(&fn, body.data() + 8, 8);
+      if (f.kind == kRunOnce) {
+        std::uint64_t redirects;
+        std::memcpy(&redirects, body.data() + 16, 8);
+        apply_redirects(redirects, f.fds);
+      }
       auto invoke = reinterpret_cast<InvokeFn>(static_cast<std::uintptr_t>(invoke_word));
-      std::string_view args = body.substr(16);
+      std::string_view args = body.substr(head);
       out.clear();
       std::vector<int> out_fds;
       std::uint8_t kind = kResult;

@@ -67,6 +67,51 @@ TEST(Process, LargeArgumentsArriveIntact) {
   EXPECT_EQ(p.exitcode(), 5);
 }
 
+void print_both(std::string out, std::string err) {
+  std::printf("%s", out.c_str());
+  std::fprintf(stderr, "%s", err.c_str());
+}
+
+std::string read_all(int fd) {
+  std::string text;
+  char buf[256];
+  for (ssize_t n; (n = ::read(fd, buf, sizeof buf)) > 0;) text.append(buf, static_cast<std::size_t>(n));
+  return text;
+}
+
+TEST(Process, RedirectsStdoutAndStderr) {
+  int out[2], err[2];
+  ASSERT_EQ(::pipe(out), 0);
+  ASSERT_EQ(::pipe(err), 0);
+  mp::Process p(&print_both, std::string("to out"), std::string("to err"));
+  p.redirect_stdout(out[1]);
+  p.redirect_stderr(err[1]);
+  ::close(out[1]);  // the Process holds its own copies until start()
+  ::close(err[1]);
+  p.start();
+  EXPECT_THROW(p.redirect_stdout(out[0]), InvalidStateError);
+  ASSERT_TRUE(p.join(10s));
+  EXPECT_EQ(p.exitcode(), 0);
+  // End of file on both pipes: the child's copies closed with it, and the
+  // parent kept none.
+  EXPECT_EQ(read_all(out[0]), "to out");
+  EXPECT_EQ(read_all(err[0]), "to err");
+  ::close(out[0]);
+  ::close(err[0]);
+}
+
+TEST(Process, RedirectsOnlyWhatItIsTold) {
+  int err[2];
+  ASSERT_EQ(::pipe(err), 0);
+  mp::Process p(&print_both, std::string(""), std::string("only err"));
+  p.redirect_stderr(err[1]);
+  ::close(err[1]);
+  p.start();
+  ASSERT_TRUE(p.join(10s));
+  EXPECT_EQ(read_all(err[0]), "only err");
+  ::close(err[0]);
+}
+
 TEST(Process, ExitCodeIsMinusTheSignal) {
   mp::Process p(&sleep_long);
   p.start();

@@ -16,7 +16,8 @@ namespace celeriac::mp {
 /// fork server (see fork_server.hpp), so `fn` must be a function pointer or
 /// a captureless lambda and the arguments serializable (checked at compile
 /// time); they are copied when the Process is constructed. stdout/stderr are
-/// inherited. The child's exit code is 0 when fn returns, 1 when it throws
+/// inherited unless redirected (redirect_stdout/redirect_stderr). The
+/// child's exit code is 0 when fn returns, 1 when it throws
 /// (the exception is printed on stderr), n after exit(n), and -signal when a
 /// signal killed it, as Python's. The destructor joins a started process
 /// (as std::jthread); kill() it first if it must not be waited for.
@@ -27,6 +28,12 @@ class Process {
   Process(Process&&) noexcept;
   Process& operator=(Process&&) noexcept;
   ~Process();
+
+  /// Before start(): the child's stdout / stderr go to `fd` (a pipe, a file,
+  /// a socket; it is duplicated, the caller keeps and closes its own).
+  /// InvalidStateError once started.
+  void redirect_stdout(int fd);
+  void redirect_stderr(int fd);
 
   /// Starts the child. InvalidStateError when already started.
   void start();
@@ -50,6 +57,7 @@ class Process {
  private:
   struct Impl;
   explicit Process(detail::TaskCall call);
+  void redirect(int target, int fd);
   template <class F, class... Args>
   static detail::TaskCall checked_call(const F& fn, const Args&... args) {
     static_assert(detail::check_task<F, std::decay_t<Args>...>());
