@@ -1,7 +1,7 @@
 // Layer 4, mp: processes. Process, Pipe/Connection, Queue<T>, SharedMemory,
 // SharedArray<T>, and ProcessPool (ProcessPoolExecutor), all forked from a
 // fork server so that they are safe in a program that runs threads.
-// Call celeriac::mp::init() at the top of main(). See docs/mp.md.
+// Call celeriac::mp::init() at the top of main(). Examples: examples/mp/.
 #pragma once
 
 #include "celeriac/mp/connection.hpp"
