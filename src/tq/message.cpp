@@ -404,11 +404,79 @@ bool known(const std::string& k, const std::string (&list)[N]) {
 
 }  // namespace
 
+namespace {
+
+// Finds headers.id and headers.task of an envelope without building the
+// document (for oversized messages, which are never decoded); stops as soon
+// as both are seen.
+class HeaderPeek {
+ public:
+  std::optional<std::string> id, task;
+
+  bool null() { return value(); }
+  bool boolean(bool) { return value(); }
+  bool number_integer(Json::number_integer_t) { return value(); }
+  bool number_unsigned(Json::number_unsigned_t) { return value(); }
+  bool number_float(Json::number_float_t, const std::string&) { return value(); }
+  bool binary(Json::binary_t&) { return value(); }
+  bool string(std::string& v) {
+    if (depth_ == 2 && in_headers_) {
+      if (key_ == "id") id = v;
+      if (key_ == "task") task = v;
+    }
+    value();
+    return !(id && task);
+  }
+  bool start_object(std::size_t) {
+    in_headers_ = depth_ == 1 && key_ == "headers";
+    ++depth_;
+    key_.clear();
+    return true;
+  }
+  bool end_object() {
+    if (--depth_ == 1) in_headers_ = false;
+    return true;
+  }
+  bool start_array(std::size_t) {
+    ++depth_;
+    return true;
+  }
+  bool end_array() {
+    --depth_;
+    return true;
+  }
+  bool key(std::string& k) {
+    key_ = k;
+    return true;
+  }
+  bool parse_error(std::size_t, const std::string&, const nlohmann::detail::exception&) { return false; }
+
+ private:
+  bool value() {
+    key_.clear();
+    return true;
+  }
+  int depth_ = 0;
+  bool in_headers_ = false;
+  std::string key_;
+};
+
+}  // namespace
+
 TaskMessage decode(std::string_view envelope, const DecodeOptions& options) {
   Ctx ctx;
-  if (envelope.size() > options.max_size)
+  if (envelope.size() > options.max_size) {
+    HeaderPeek peek;
+    try {
+      Json::sax_parse(envelope.begin(), envelope.end(), &peek);
+    } catch (const std::exception&) {
+      // Whatever was found before the problem is still reported.
+    }
+    ctx.id = peek.id;
+    ctx.name = peek.task;
     ctx.fail("oversized message: " + std::to_string(envelope.size()) + " bytes > limit " +
              std::to_string(options.max_size));
+  }
   OrderedJson env;
   try {
     env = loads_ordered(envelope);

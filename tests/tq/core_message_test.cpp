@@ -325,3 +325,21 @@ TEST(TqResultMeta, BadMetas) {
   EXPECT_THROW(ResultMeta::from_json(R"({"status": "DONE", "task_id": "x"})"), MessageError);
   EXPECT_THROW(ResultMeta::from_json(R"({"status": 1, "task_id": "x"})"), MessageError);
 }
+
+TEST(TqMessageBad, OversizedStillNamesTheTask) {
+  std::string env = tqtest::read_sample("task_add.json");
+  try {
+    decode(env, DecodeOptions{100});
+    FAIL();
+  } catch (const MessageError& e) {
+    EXPECT_NE(std::string(e.what()).find("oversized message"), std::string::npos) << e.what();
+    EXPECT_EQ(e.task_id(), "cd472d41-beb9-428f-a7aa-74c631bc0279");
+    EXPECT_EQ(e.task_name(), "tasks.add");
+  }
+  try {
+    decode("{\"headers\": 5" + std::string(200, ' '), DecodeOptions{100});
+    FAIL();
+  } catch (const MessageError& e) {
+    EXPECT_FALSE(e.task_id());
+  }
+}
