@@ -234,6 +234,15 @@ TEST(ThreadPool, ThenChainsOnThePool) {
   EXPECT_THROW(h.result(5s), std::logic_error);
 }
 
+TEST(ThreadPool, ThenOnAShutDownPoolFailsWithBrokenExecutor) {
+  ThreadPool pool(1);
+  celeriac::Promise<int> p;
+  auto f = p.get_future().then(pool, [](int x) { return x + 1; });
+  pool.shutdown();
+  p.set_value(1);  // the continuation is posted now, to a closed pool
+  EXPECT_THROW(f.result(5s), BrokenExecutor);
+}
+
 TEST(ThreadPool, WhenAllAndAsCompletedOverPoolFutures) {
   ThreadPool pool(2);
   std::vector<Future<int>> fs;

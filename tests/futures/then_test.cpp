@@ -36,6 +36,16 @@ class ManualExecutor {
   std::vector<std::function<void()>> queue_;
 };
 static_assert(celeriac::Executor<ManualExecutor>);
+
+// An executor that has shut down: refuses everything, as a closed pool does.
+class RefusingExecutor {
+ public:
+  template <class F>
+  void post(F&&) {
+    throw celeriac::BrokenExecutor("refusing executor: shut down");
+  }
+};
+static_assert(celeriac::Executor<RefusingExecutor>);
 static_assert(!celeriac::Executor<int>);
 
 }  // namespace
@@ -149,4 +159,29 @@ TEST(Then, CompletesOnTheProducingThread) {
   producer.join();
   f.result();
   EXPECT_EQ(ran_on, producer_id);
+}
+
+// The continuation's future must not stay pending forever when its executor
+// refuses the work: it fails with the executor's error.
+TEST(Then, ExecutorThatRefusesFailsTheContinuation) {
+  using namespace std::chrono_literals;
+  RefusingExecutor ex;
+  bool ran = false;
+  auto ready = celeriac::make_ready_future(1).then(ex, [&](int) { ran = true; });
+  EXPECT_THROW(ready.result(1s), celeriac::BrokenExecutor);
+  Promise<int> p;
+  auto later = p.get_future().then(ex, [&](int x) {
+    ran = true;
+    return x;
+  });
+  EXPECT_FALSE(later.done());
+  p.set_value(2);
+  EXPECT_THROW(later.result(1s), celeriac::BrokenExecutor);
+  EXPECT_FALSE(ran);
+}
+
+TEST(Then, OnAnInvalidFutureThrowsInvalidState) {
+  Future<int> f;
+  EXPECT_THROW(f.then([](int x) { return x; }), celeriac::InvalidStateError);
+  EXPECT_THROW(f.add_done_callback([] {}), celeriac::InvalidStateError);
 }

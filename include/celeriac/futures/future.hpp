@@ -143,7 +143,8 @@ class Future {
   auto then(F&& fn) const {
     return then_impl([](auto&& job) { job(); }, std::forward<F>(fn));
   }
-  /// As then(fn), run on `executor` instead of the completing thread.
+  /// As then(fn), run on `executor` instead of the completing thread. If the
+  /// executor refuses the work, the returned future fails with its error.
   template <Executor E, class F>
   auto then(E& executor, F&& fn) const {
     return then_impl([&executor](auto&& job) { executor.post(std::forward<decltype(job)>(job)); },
@@ -249,9 +250,15 @@ class Future {
     using Fn = std::decay_t<F>;
     auto next = futures::detail::make_state<R>();
     checked().on_done([self = *this, next, dispatch, f = Fn(std::forward<F>(fn))]() mutable {
-      dispatch([self = std::move(self), next, f = std::move(f)]() mutable {
-        run_continuation(std::move(self), *next, f);
-      });
+      try {
+        dispatch([self = std::move(self), next, f = std::move(f)]() mutable {
+          run_continuation(std::move(self), *next, f);
+        });
+      } catch (...) {
+        // The executor refused the continuation (e.g. BrokenExecutor after
+        // shutdown): fail its future rather than leave it pending forever.
+        next->try_set_exception(std::current_exception());
+      }
     });
     return Future<R>(next);
   }
