@@ -101,7 +101,7 @@ class AsyncResult : public Future<T> {
   }
 
   State done_state_() const {
-    auto e = this->state()->error();
+    auto e = Future<T>::state()->error();  // the future's shared state, not State
     if (!e) return State::Success;
     try {
       std::rethrow_exception(e);

@@ -69,3 +69,17 @@ def retry_twice(self, value):
     if self.request.retries < 2:
         raise self.retry(countdown=0)
     return [value, self.request.retries]
+
+
+@app.task(name="tasks.mark")
+def mark(token):
+    """Records that the Python side ran `token` (RPUSH celeriac.test.done)."""
+    app.backend.client.rpush("celeriac.test.done", "py:" + str(token))
+    return "py"
+
+
+@app.task(name="tasks.sleep")
+def sleep(seconds):
+    import time
+    time.sleep(seconds)
+    return seconds

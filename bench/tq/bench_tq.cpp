@@ -1,0 +1,274 @@
+// bench_tq: the celeriac task queue beside real Python Celery 5.2, in one run,
+// on one redis-server that this program starts on a free loopback port.
+//
+//   (a) N tasks with ignore_result, sent and drained           tasks/s
+//   (b) N tasks with results, every result fetched             tasks/s
+//   (c) sequential delay().get() round trips                   p50 / p99
+//   (d) the SQLite broker (durable, embedded), as (a)          tasks/s
+//   (e) resident memory of an idle worker                      MiB
+//
+// Both sides run the same no-op task ("tasks.noop" / "tasks.noop_result" of
+// tests/tq/python/celeriac_test_tasks.py). Celery runs its solo pool, the
+// C++ worker its default threads pool; each client runs beside its worker.
+// Celery's side does fewer tasks (it is ~50x slower); rates are comparable.
+//
+// usage: bench_tq [--quick] [--no-celery]
+#include <unistd.h>
+
+#include <algorithm>
+#include <cstdio>
+#include <cstring>
+#include <fstream>
+#include <iostream>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+#include <spdlog/spdlog.h>
+
+#include "celeriac/tq/app.hpp"
+#include "celeriac/tq/worker.hpp"
+#include "support/celery_process.hpp"
+#include "support/redis_server.hpp"
+
+namespace tq = celeriac::tq;
+namespace test = celeriac::tq::test;
+using tq::Json;
+using namespace std::chrono_literals;
+using SteadyClock = std::chrono::steady_clock;
+
+namespace {
+
+struct Sizes {
+  int ignore = 20000, results = 5000, rtt = 500, sqlite = 20000;
+  int py_ignore = 4000, py_results = 1500, py_rtt = 200;
+};
+
+double seconds_since(SteadyClock::time_point t0) {
+  return std::chrono::duration<double>(SteadyClock::now() - t0).count();
+}
+
+void progress(const std::string& line) {
+  std::cout << "[bench_tq] " << line << std::endl;
+}
+
+std::string fmtd(const char* f, double v) {
+  char buf[64];
+  std::snprintf(buf, sizeof buf, f, v);
+  return buf;
+}
+
+void register_noops(tq::App& app) {
+  tq::TaskOptions no_result;
+  no_result.ignore_result = true;
+  app.task("tasks.noop", {}, [] {}, no_result);
+  app.task("tasks.noop_result", {}, [] {});
+}
+
+tq::WorkerOptions worker_options() {
+  tq::WorkerOptions o;
+  o.hostname = "bench@celeriac";
+  o.concurrency = 2;
+  o.prefetch_multiplier = 64;
+  o.poll_interval = 100ms;
+  return o;
+}
+
+// Waits until the worker has finished `target` tasks, printing progress.
+void drain(tq::Worker& w, std::uint64_t target, const char* what) {
+  auto last = SteadyClock::now();
+  for (;;) {
+    auto c = w.counters();
+    std::uint64_t done = c.succeeded + c.failed;
+    if (done >= target) return;
+    if (SteadyClock::now() - last > 1s) {
+      progress(std::string(what) + ": " + std::to_string(done) + "/" + std::to_string(target));
+      last = SteadyClock::now();
+    }
+    std::this_thread::sleep_for(200us);
+  }
+}
+
+// (a) and (d): send `n` ignore_result no-ops in publish_many batches, drain.
+double run_ignore(tq::App& app, tq::Worker& w, int n, const char* what) {
+  std::uint64_t base = w.counters().succeeded;
+  tq::CallOptions o;
+  o.ignore_result = true;
+  auto t0 = SteadyClock::now();
+  constexpr int kBatch = 500;
+  for (int sent = 0; sent < n; sent += kBatch) {
+    std::vector<tq::TaskMessage> batch;
+    for (int i = sent; i < std::min(n, sent + kBatch); ++i)
+      batch.push_back(app.build_message("tasks.noop", Json::array(), Json::object(), o));
+    app.publish_many(batch);
+  }
+  drain(w, base + static_cast<std::uint64_t>(n), what);
+  return n / seconds_since(t0);
+}
+
+// (b): send `n` no-ops with results (one delay() each), then get() them all.
+double run_results(tq::App& app, int n) {
+  auto t0 = SteadyClock::now();
+  std::vector<tq::AsyncResult<Json>> results;
+  results.reserve(static_cast<std::size_t>(n));
+  for (int i = 0; i < n; ++i) results.push_back(app.send_task("tasks.noop_result"));
+  for (auto& r : results) r.get(120s);
+  return n / seconds_since(t0);
+}
+
+// (c): sequential round trips; returns {p50_ms, p99_ms}.
+std::pair<double, double> run_rtt(tq::App& app, int n) {
+  app.send_task("tasks.noop_result").get(30s);  // warm up
+  std::vector<double> lat;
+  for (int i = 0; i < n; ++i) {
+    auto t0 = SteadyClock::now();
+    app.send_task("tasks.noop_result").get(30s);
+    lat.push_back(seconds_since(t0) * 1000);
+  }
+  std::sort(lat.begin(), lat.end());
+  return {lat[lat.size() / 2], lat[std::min(lat.size() - 1, lat.size() * 99 / 100)]};
+}
+
+long rss_kib(pid_t pid) {
+  std::ifstream f("/proc/" + std::to_string(pid) + "/status");
+  std::string line;
+  while (std::getline(f, line))
+    if (line.rfind("VmRSS:", 0) == 0) return std::stol(line.substr(6));
+  return -1;
+}
+
+// The idle worker for (e): this program re-run as `bench_tq --idle-worker URL`.
+int idle_worker(const std::string& url) {
+  tq::App app(url, url);
+  register_noops(app);
+  tq::Worker w(app, worker_options());
+  w.start();
+  std::cout << "idle worker ready" << std::endl;
+  while (w.running()) std::this_thread::sleep_for(200ms);
+  return 0;
+}
+
+Json run_celery_client(const std::string& url, const std::string& mode, int n) {
+  auto script = std::string(CELERIAC_SOURCE_DIR) + "/bench/tq/celery_bench.py";
+  auto r = test::run_program({"/usr/bin/python3", script, mode, std::to_string(n)}, 170s, test::celery_env(url));
+  if (r.exit_code != 0) throw std::runtime_error("celery_bench.py " + mode + " failed:\n" + r.output);
+  auto end = r.output.find_last_not_of('\n');
+  auto start = r.output.rfind('\n', end);
+  return Json::parse(r.output.substr(start == std::string::npos ? 0 : start + 1));
+}
+
+struct Row {
+  std::string name, unit, target;
+  double cpp = 0, py = 0;
+  bool higher_is_better = true;
+  bool has_py = true;
+};
+
+void print_table(const std::vector<Row>& rows) {
+  std::printf("\n%-44s %14s %14s %9s  %s\n", "measurement", "celeriac", "Celery 5.2", "ratio", "target");
+  for (auto& r : rows) {
+    std::string py = r.has_py ? fmtd("%.1f", r.py) : "-";
+    std::string ratio = "-";
+    if (r.has_py && r.py > 0 && r.cpp > 0) ratio = fmtd("%.1fx", r.higher_is_better ? r.cpp / r.py : r.py / r.cpp);
+    std::printf("%-44s %14.1f %14s %9s  %s\n", (r.name + " (" + r.unit + ")").c_str(), r.cpp, py.c_str(),
+                ratio.c_str(), r.target.c_str());
+  }
+  std::printf("(ratio: how many times better celeriac is)\n");
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  if (argc == 3 && std::strcmp(argv[1], "--idle-worker") == 0) return idle_worker(argv[2]);
+  Sizes n;
+  bool celery = true;
+  for (int i = 1; i < argc; ++i) {
+    if (std::strcmp(argv[i], "--quick") == 0) {
+      n = Sizes{2000, 500, 100, 2000, 500, 200, 50};
+    } else if (std::strcmp(argv[i], "--no-celery") == 0) {
+      celery = false;
+    } else {
+      std::cerr << "usage: bench_tq [--quick] [--no-celery]\n";
+      return 2;
+    }
+  }
+  spdlog::set_level(spdlog::level::warn);
+  auto t_start = SteadyClock::now();
+  test::RedisServer server;
+  const std::string url = server.url();
+  progress("redis-server on " + url);
+  std::vector<Row> rows(5);
+  rows[0] = {"(a) " + std::to_string(n.ignore) + " tasks, ignore_result", "tasks/s", ">= 50000"};
+  rows[1] = {"(b) " + std::to_string(n.results) + " tasks, results fetched", "tasks/s", ">= 25000"};
+  rows[2] = {"(c) delay().get() round trip p50", "ms", "<= 0.4"};
+  rows[3] = {"(c) delay().get() round trip p99", "ms", "<= 2"};
+  rows[4] = {"(e) idle worker resident memory", "MiB", "-"};
+  rows[2].higher_is_better = rows[3].higher_is_better = rows[4].higher_is_better = false;
+  Row sqlite_row{"(d) SQLite broker, " + std::to_string(n.sqlite) + " tasks, ignore_result", "tasks/s", ">= 20000"};
+  sqlite_row.has_py = false;
+
+  {
+    tq::App app(url, url);
+    register_noops(app);
+    tq::Worker w(app, worker_options());
+    w.start();
+    progress("(a) celeriac: " + std::to_string(n.ignore) + " no-op tasks, ignore_result");
+    rows[0].cpp = run_ignore(app, w, n.ignore, "(a) celeriac");
+    progress("(a) celeriac: " + fmtd("%.0f tasks/s", rows[0].cpp));
+    progress("(b) celeriac: " + std::to_string(n.results) + " no-op tasks with results");
+    rows[1].cpp = run_results(app, n.results);
+    progress("(b) celeriac: " + fmtd("%.0f tasks/s", rows[1].cpp));
+    progress("(c) celeriac: " + std::to_string(n.rtt) + " sequential round trips");
+    std::tie(rows[2].cpp, rows[3].cpp) = run_rtt(app, n.rtt);
+    progress("(c) celeriac: p50 " + fmtd("%.3f ms", rows[2].cpp) + ", p99 " + fmtd("%.3f ms", rows[3].cpp));
+    w.stop();
+    w.wait(30s);
+  }
+  {
+    test::TempDir dir("celeriac-bench");
+    std::string sqlite_url = "sqlite:///" + (dir.path() / "bench.db").string();
+    tq::App app(sqlite_url, sqlite_url);
+    register_noops(app);
+    tq::Worker w(app, worker_options());
+    w.start();
+    progress("(d) celeriac SQLite: " + std::to_string(n.sqlite) + " no-op tasks, ignore_result");
+    sqlite_row.cpp = run_ignore(app, w, n.sqlite, "(d) celeriac SQLite");
+    progress("(d) celeriac SQLite: " + fmtd("%.0f tasks/s", sqlite_row.cpp));
+    w.stop();
+    w.wait(30s);
+  }
+  {
+    test::TempDir dir("celeriac-bench");
+    test::ChildProcess idle({"/proc/self/exe", "--idle-worker", url}, dir.path() / "idle.log");
+    if (!idle.wait_for_log("idle worker ready", 30s)) throw std::runtime_error("idle worker: " + idle.log());
+    std::this_thread::sleep_for(2s);
+    rows[4].cpp = static_cast<double>(rss_kib(idle.pid())) / 1024.0;
+    progress("(e) celeriac idle worker: " + fmtd("%.1f MiB", rows[4].cpp));
+  }
+  if (celery) {
+    test::CeleryWorker py(url, test::CeleryWorker::Options{});
+    std::this_thread::sleep_for(2s);
+    rows[4].py = static_cast<double>(rss_kib(py.process().pid())) / 1024.0;
+    progress("(e) Celery idle worker (solo): " + fmtd("%.1f MiB", rows[4].py));
+    progress("(a) Celery: " + std::to_string(n.py_ignore) + " no-op tasks, ignore_result");
+    rows[0].py = run_celery_client(url, "ignore", n.py_ignore)["rate"].get<double>();
+    progress("(a) Celery: " + fmtd("%.0f tasks/s", rows[0].py));
+    progress("(b) Celery: " + std::to_string(n.py_results) + " no-op tasks with results");
+    rows[1].py = run_celery_client(url, "results", n.py_results)["rate"].get<double>();
+    progress("(b) Celery: " + fmtd("%.0f tasks/s", rows[1].py));
+    progress("(c) Celery: " + std::to_string(n.py_rtt) + " sequential round trips");
+    auto rtt = run_celery_client(url, "rtt", n.py_rtt);
+    rows[2].py = rtt["p50_ms"].get<double>();
+    rows[3].py = rtt["p99_ms"].get<double>();
+    progress("(c) Celery: p50 " + fmtd("%.3f ms", rows[2].py) + ", p99 " + fmtd("%.3f ms", rows[3].py));
+    py.stop();
+  } else {
+    for (auto& r : rows) r.has_py = false;
+  }
+  rows.insert(rows.begin() + 4, sqlite_row);
+  print_table(rows);
+  std::printf("Celery side: %d / %d / %d tasks (fewer: it is slower; rates compare). Total %.0f s.\n", n.py_ignore,
+              n.py_results, n.py_rtt, seconds_since(t_start));
+  return 0;
+}
