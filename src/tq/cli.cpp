@@ -152,6 +152,11 @@ int App::main(int argc, char** argv, const MainOptions& options) {
   WorkerOptions wopts;
   std::vector<std::string> wqueues;
   CLI::App* worker = nullptr;
+  CLI::App* no_worker = nullptr;  // the generic program explains where workers come from
+  if (!options.with_worker) {
+    no_worker = cli.add_subcommand("worker", "(not in this program: run `worker` from your app's binary)");
+    no_worker->prefix_command();
+  }
   if (options.with_worker) {
     worker = cli.add_subcommand("worker", "start a worker consuming the app's tasks");
     worker->add_option("-n,--hostname", wopts.hostname, "node name (default celery@<host>)");
@@ -224,9 +229,17 @@ int App::main(int argc, char** argv, const MainOptions& options) {
   std::size_t dead_limit = 20;
   dead->add_option("-n,--limit", dead_limit, "how many (most recent)");
 
+  const std::string no_worker_text =
+      "'" + program +
+      " worker': this program has no tasks compiled in; a worker runs your app's tasks, so start it from your "
+      "app's binary (int main(...) { ...; return app.main(argc, argv); }, then './your_app worker')";
   try {
     cli.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
+    if (no_worker && no_worker->parsed()) {  // whatever options followed `worker`
+      std::cerr << "Error: " << no_worker_text << "\n";
+      return 2;
+    }
     return cli.exit(e);
   }
 
@@ -237,6 +250,7 @@ int App::main(int argc, char** argv, const MainOptions& options) {
       wopts.queues = split_queues(wqueues);
       return run_worker(*this, wopts);
     }
+    if (no_worker && no_worker->parsed()) throw ConfigError(no_worker_text);
     if (call->parsed()) {
       CallOptions o;
       o.queue = call_queue;
