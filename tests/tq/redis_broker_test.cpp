@@ -3,6 +3,7 @@
 // dead letters, reconnect.
 #include <gtest/gtest.h>
 
+#include <set>
 #include <thread>
 
 #include "celeriac/tq/errors.hpp"
@@ -94,6 +95,11 @@ TEST(RedisBroker, ReserveRecordsUnackedLikeKombuAndAckDeletes) {
   EXPECT_NEAR(std::stod(score.str()), now, 30);
   EXPECT_EQ(b.held_count(), 1u);
   b.ack(got[0]);
+  // acks are pipelined: recorded at once, sent with the next round trip
+  EXPECT_EQ(b.held_count(), 0u);
+  EXPECT_EQ(b.pending_ack_count(), 1u);
+  b.flush_acks();
+  EXPECT_EQ(b.pending_ack_count(), 0u);
   EXPECT_TRUE(c.command({"HGET", "unacked", got[0].tag}).is_nil());
   EXPECT_TRUE(c.command({"ZSCORE", "unacked_index", got[0].tag}).is_nil());
   EXPECT_EQ(b.held_count(), 0u);
@@ -125,6 +131,7 @@ TEST(RedisBroker, PriorityOrderFifoAndBatching) {
   EXPECT_EQ(got[2].priority, 3);
   EXPECT_EQ(got[104].priority, 9);
   b.ack_many(got);
+  b.flush_acks();
   auto c = r::Connection::connect(server.url());
   EXPECT_EQ(c.command({"HLEN", "unacked"}).integer(), 0);
   EXPECT_EQ(c.command({"ZCARD", "unacked_index"}).integer(), 0);
@@ -242,6 +249,7 @@ TEST(RedisBroker, FarEtaIsParkedAndComesBackWhenDue) {
   ASSERT_EQ(got.size(), 1u);
   EXPECT_EQ(tq::decode(got[0].envelope).id, "now");
   b.ack(got[0]);
+  b.flush_acks();
   EXPECT_EQ(b.parked_count(), 1u);
   auto c = r::Connection::connect(server.url());
   EXPECT_EQ(c.command({"HLEN", "unacked"}).integer(), 0);  // not held: no visibility problem
@@ -332,9 +340,77 @@ TEST(RedisBroker, SurvivesAServerRestartWithoutLosingHeldMessages) {
   EXPECT_EQ(rest.size(), 6u);
   b.ack_many(first);
   b.ack_many(rest);
+  b.flush_acks();
   auto c = r::Connection::connect(server.url());
   EXPECT_EQ(c.command({"HLEN", "unacked"}).integer(), 0);
   EXPECT_EQ(c.command({"LLEN", "celery"}).integer(), 0);
+}
+
+TEST(RedisBroker, AcksTravelWithTheNextReserveOrAfterTheDelay) {
+  RedisServer server;
+  r::BrokerOptions o;
+  o.ack_delay = std::chrono::seconds(30);  // only reserve()/close() send them here
+  r::RedisBroker b(tq::Url::parse(server.url()), o);
+  for (int i = 0; i < 3; ++i) b.publish("celery", 0, task("a" + std::to_string(i)));
+  auto got = b.reserve(queues({"celery"}), 2, 2s);
+  ASSERT_EQ(got.size(), 2u);
+  b.ack_many(got);
+  auto c = r::Connection::connect(server.url());
+  EXPECT_EQ(c.command({"HLEN", "unacked"}).integer(), 2);  // not sent yet
+  auto next = b.reserve(queues({"celery"}), 2, 2s);      // carries the 2 acks
+  ASSERT_EQ(next.size(), 1u);
+  EXPECT_EQ(b.pending_ack_count(), 0u);
+  EXPECT_EQ(c.command({"HLEN", "unacked"}).integer(), 1);
+  EXPECT_EQ(c.command({"HEXISTS", "unacked", next[0].tag}).integer(), 1);
+  b.ack(next[0]);
+  b.close();  // close sends the last ones and removes the consumer's receipt
+  EXPECT_EQ(c.command({"HLEN", "unacked"}).integer(), 0);
+  EXPECT_EQ(c.command({"ZCARD", "unacked_index"}).integer(), 0);
+  EXPECT_EQ(c.command({"KEYS", "celeriac.receipt.*"}).elements().size(), 0u);
+  // the default delay sends acks by itself, without another reserve()
+  r::RedisBroker d(tq::Url::parse(server.url()));
+  d.publish("celery", 0, task("b"));
+  auto one = d.reserve(queues({"celery"}), 1, 2s);
+  ASSERT_EQ(one.size(), 1u);
+  d.ack(one[0]);
+  auto deadline = std::chrono::steady_clock::now() + 5s;
+  while (c.command({"HLEN", "unacked"}).integer() != 0 && std::chrono::steady_clock::now() < deadline)
+    std::this_thread::sleep_for(5ms);
+  EXPECT_EQ(c.command({"HLEN", "unacked"}).integer(), 0);
+}
+
+TEST(RedisBroker, AReserveWhoseReplyTimesOutLosesNothing) {
+  RedisServer server;
+  r::RedisBroker b(tq::Url::parse(server.url()));
+  for (int i = 0; i < 5; ++i) b.publish("celery", 0, task("r" + std::to_string(i)));
+  // A client paused mid-reply is what a killed server looks like to reserve():
+  // CLIENT PAUSE holds the reply past the io timeout, the script has run.
+  r::BrokerOptions o;
+  o.connect.io_timeout = 300ms;
+  r::RedisBroker lossy(tq::Url::parse(server.url()), o);
+  auto c = r::Connection::connect(server.url());
+  (void)lossy.queue_length("celery");  // connect before the pause
+  std::thread pauser([&] {
+    std::this_thread::sleep_for(50ms);
+    c.command({"CLIENT", "PAUSE", "700", "WRITE"});
+  });
+  std::vector<tq::Delivery> got;
+  auto deadline = std::chrono::steady_clock::now() + 10s;
+  std::this_thread::sleep_for(100ms);
+  while (got.size() < 5 && std::chrono::steady_clock::now() < deadline) {
+    try {
+      auto more = lossy.reserve(queues({"celery"}), 5, 200ms);
+      got.insert(got.end(), more.begin(), more.end());
+    } catch (const tq::BrokerError&) {
+    }
+  }
+  pauser.join();
+  std::set<std::string> ids;
+  for (auto& d : got) ids.insert(tq::decode(d.envelope).id);
+  EXPECT_EQ(ids.size(), 5u);
+  EXPECT_EQ(got.size(), 5u);
+  EXPECT_EQ(c.command({"HLEN", "unacked"}).integer(), 5);
+  EXPECT_EQ(lossy.held_count(), 5u);
 }
 
 TEST(RedisResultBackend, StoresLikeCeleryAndNeverOverwritesSuccess) {

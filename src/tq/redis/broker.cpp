@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <charconv>
+#include <utility>
 
 #include "celeriac/tq/errors.hpp"
 #include "celeriac/tq/json.hpp"
@@ -17,6 +18,8 @@ namespace {
 
 constexpr std::string_view kSep = "\x06\x16";
 constexpr int kSteps[] = {0, 3, 6, 9};
+// Most tags per ZREM/HDEL command, and the pending acks that force a flush.
+constexpr std::size_t kAckBatchMax = 1000;
 
 // Pops up to ARGV[1] messages from KEYS (in order) and records each in
 // unacked/unacked_index exactly as kombu does: ZADD unacked_index <now>
@@ -25,13 +28,16 @@ constexpr int kSteps[] = {0, 3, 6, 9};
 // json.dumps([envelope_obj, ex, rk]) produces. ARGV[3]/ARGV[4] optionally
 // carry one message already taken by BRPOP (key index, envelope). An envelope
 // without a usable delivery_tag gets a synthetic one (it is dead-lettered by
-// the worker, but must be held meanwhile). Returns {key_index, env, tag}*.
+// the worker, but must be held meanwhile). ARGV[5] is this consumer's receipt
+// key: "<ARGV[6] = call token>\n<key_index>:<tag>\n..." is stored there so a
+// call whose reply was lost (server killed) can be recovered exactly.
+// Returns {key_index, env, tag}*.
 detail::Script pop_script(R"lua(
 local max = tonumber(ARGV[1])
 local now = ARGV[2]
 local out = {}
 local function hold(i, env)
-  local base = ARGV[4 + i]
+  local base = ARGV[6 + i]
   local ok, obj = pcall(cjson.decode, env)
   local tag, entry
   if ok and type(obj) == 'table' and type(obj.properties) == 'table'
@@ -63,6 +69,11 @@ for i = 1, #KEYS do
     hold(i, env)
   end
   if #out >= max * 3 then break end
+end
+if #out > 0 then
+  local r = {ARGV[6]}
+  for j = 1, #out, 3 do r[#r + 1] = out[j] .. ':' .. out[j + 2] end
+  redis.call('SET', ARGV[5], table.concat(r, '\n'))
 end
 return out
 )lua");
@@ -212,6 +223,7 @@ BrokerOptions options_from_url(const tq::Url& url, BrokerOptions o) {
       std::chrono::seconds(num("visibility_timeout", o.visibility_timeout.count()));
   o.eta_parking = num("eta_parking", o.eta_parking ? 1 : 0) != 0;
   o.refresh_interval = std::chrono::milliseconds(num("refresh_ms", o.refresh_interval.count()));
+  o.ack_delay = std::chrono::microseconds(num("ack_delay_us", o.ack_delay.count()));
   return o;
 }
 }  // namespace
@@ -221,7 +233,8 @@ RedisBroker::RedisBroker(const tq::Url& url) : RedisBroker(url, BrokerOptions{})
 RedisBroker::RedisBroker(const tq::Url& url, BrokerOptions options)
     : url_(url),
       opts_(options_from_url(url, options)),
-      pool_(to_redis_url(url), opts_.connect, opts_.reconnect_timeout) {}
+      pool_(to_redis_url(url), opts_.connect, opts_.reconnect_timeout),
+      receipt_key_("celeriac.receipt." + make_uuid()) {}
 
 RedisBroker::~RedisBroker() {
   close();
@@ -310,10 +323,35 @@ RedisBroker::ConsumeKeys RedisBroker::consume_keys(std::span<const std::string> 
 
 std::vector<Delivery> RedisBroker::pop(Connection& c, const ConsumeKeys& k, int pre_index,
                                        const std::string& pre_env, std::size_t max) {
-  std::vector<std::string> args{std::to_string(max), fmt_time(unix_now()),
-                                std::to_string(pre_index), pre_env};
+  std::string token = make_uuid();
+  {
+    // until the reply is read, this pop may or may not have happened
+    std::lock_guard lk(mu_);
+    unsure_ = UnsurePop{token, pre_index, pre_env};
+  }
+  std::vector<std::string> args{std::to_string(max), fmt_time(unix_now()), std::to_string(pre_index),
+                                pre_env, receipt_key_, token};
   args.insert(args.end(), k.bases.begin(), k.bases.end());
-  Reply r = pop_script.run(c, k.keys, args);
+  // the acks recorded since the last round trip travel with this pop
+  std::vector<std::string> acks = take_pending_acks();
+  pop_script.ensure_loaded(c);
+  Pipeline p;
+  add_ack_commands(p, acks);
+  pop_script.add_to(p, k.keys, args);
+  std::vector<Reply> replies;
+  try {
+    replies = c.execute(p);
+  } catch (...) {
+    return_pending_acks(std::move(acks));
+    throw;
+  }
+  Reply r = std::move(replies.back());
+  if (detail::is_noscript(r)) r = pop_script.run(c, k.keys, args);  // server restarted
+  if (r.is_error()) throw ReplyError("Redis " + c.describe() + ": reserve script: " + r.str());
+  {
+    std::lock_guard lk(mu_);
+    unsure_.reset();
+  }
   std::vector<Delivery> out;
   const auto& e = r.elements();
   out.reserve(e.size() / 3);
@@ -330,6 +368,53 @@ std::vector<Delivery> RedisBroker::pop(Connection& c, const ConsumeKeys& k, int 
   return out;
 }
 
+// After a reconnect: the lost pop either ran (its receipt names its token;
+// its messages are in unacked and are taken back from there) or did not (a
+// message BRPOP had already taken is popped into unacked again).
+std::vector<Delivery> RedisBroker::recover_unsure(Connection& c, const ConsumeKeys& k, std::size_t max) {
+  std::optional<UnsurePop> u;
+  {
+    std::lock_guard lk(mu_);
+    u.swap(unsure_);
+  }
+  if (!u) return {};
+  try {
+    Reply receipt = c.command({"GET", receipt_key_});
+    std::vector<Delivery> out;
+    if (receipt.is_string() && receipt.str().rfind(u->token + "\n", 0) == 0) {
+      std::string_view rest(receipt.str());
+      rest.remove_prefix(u->token.size() + 1);
+      while (!rest.empty()) {
+        auto nl = rest.find('\n');
+        std::string_view line = rest.substr(0, nl);
+        rest = nl == std::string_view::npos ? std::string_view{} : rest.substr(nl + 1);
+        auto colon = line.find(':');
+        if (colon == std::string_view::npos) continue;
+        size_t idx = 0;
+        std::from_chars(line.data(), line.data() + colon, idx);
+        if (idx == 0 || idx > k.keys.size()) continue;
+        Delivery d;
+        d.tag = std::string(line.substr(colon + 1));
+        Reply entry = c.command({"HGET", "unacked", d.tag});
+        if (!entry.is_string()) continue;  // restored or acked by someone meanwhile
+        OrderedJson j = loads_ordered(entry.str());
+        d.envelope = j.is_array() && !j.empty() ? (j[0].is_string() ? j[0].get<std::string>() : dumps(j[0])) : "";
+        d.queue = k.bases[idx - 1];
+        d.priority = k.steps[idx - 1];
+        d.redelivered = d.envelope.find("\"redelivered\": true") != std::string::npos;
+        out.push_back(std::move(d));
+      }
+      return out;
+    }
+    if (!u->pre_env.empty()) return pop(c, k, u->pre_index, u->pre_env, max);
+    return out;
+  } catch (...) {
+    std::lock_guard lk(mu_);
+    if (!unsure_) unsure_ = std::move(u);
+    throw;
+  }
+}
+
 std::vector<Delivery> RedisBroker::reserve(std::span<const std::string> queues, std::size_t max,
                                            std::chrono::milliseconds timeout) {
   check_open();
@@ -343,9 +428,11 @@ std::vector<Delivery> RedisBroker::reserve(std::span<const std::string> queues, 
       auto c = pool_.acquire_until(deadline);
       try {
         std::optional<SteadyClock::time_point> next_due;
+        got = recover_unsure(*c, k, max);
         if (opts_.eta_parking) next_due = maybe_move_due(*c);
-        got = pop(*c, k, 0, "", max);
+        if (got.empty()) got = pop(*c, k, 0, "", max);
         if (got.empty()) {
+          flush_acks_on(*c);  // do not let acks wait through a blocking BRPOP
           auto left = deadline - SteadyClock::now();
           if (next_due && *next_due - SteadyClock::now() < left)
             left = *next_due - SteadyClock::now();
@@ -480,24 +567,95 @@ void RedisBroker::ack(const Delivery& d) {
 void RedisBroker::ack_many(std::span<const Delivery> ds) {
   check_open();
   if (ds.empty()) return;
-  std::vector<std::string> zrem{"ZREM", "unacked_index"};
-  std::vector<std::string> hdel{"HDEL", "unacked"};
-  for (auto& d : ds) {
-    zrem.push_back(d.tag);
-    hdel.push_back(d.tag);
+  {
+    std::lock_guard lk(mu_);
+    for (auto& d : ds) {
+      held_.erase(d.tag);
+      pending_acks_.push_back(d.tag);
+    }
   }
+  if (opts_.ack_delay.count() == 0 || pending_ack_count() >= kAckBatchMax) {
+    flush_acks();
+    return;
+  }
+  start_acker();
+  acker_cv_.notify_all();
+}
+
+void RedisBroker::add_ack_commands(Pipeline& p, const std::vector<std::string>& tags) {
+  for (size_t i = 0; i < tags.size(); i += kAckBatchMax) {
+    std::vector<std::string> zrem{"ZREM", "unacked_index"};
+    std::vector<std::string> hdel{"HDEL", "unacked"};
+    for (size_t j = i; j < tags.size() && j < i + kAckBatchMax; ++j) {
+      zrem.push_back(tags[j]);
+      hdel.push_back(tags[j]);
+    }
+    p.add(zrem).add(hdel);
+  }
+}
+
+std::vector<std::string> RedisBroker::take_pending_acks() {
+  std::lock_guard lk(mu_);
+  return std::exchange(pending_acks_, {});
+}
+
+void RedisBroker::return_pending_acks(std::vector<std::string> tags) {
+  if (tags.empty()) return;
+  std::lock_guard lk(mu_);
+  pending_acks_.insert(pending_acks_.begin(), tags.begin(), tags.end());
+}
+
+std::size_t RedisBroker::pending_ack_count() const {
+  std::lock_guard lk(mu_);
+  return pending_acks_.size();
+}
+
+void RedisBroker::flush_acks_on(Connection& c) {
+  std::vector<std::string> acks = take_pending_acks();
+  if (acks.empty()) return;
   Pipeline p;
-  p.add(zrem).add(hdel);
+  add_ack_commands(p, acks);
   try {
-    pool_.run([&](Connection& c) {  // idempotent: safe to retry after a reconnect
-      c.transaction(p);
+    c.execute(p);  // ZREM/HDEL of unknown members are no-ops: safe to resend
+  } catch (...) {
+    return_pending_acks(std::move(acks));
+    throw;
+  }
+}
+
+void RedisBroker::flush_acks() {
+  if (closed_ && pending_ack_count() == 0) return;
+  try {
+    pool_.run([&](Connection& c) {
+      flush_acks_on(c);
       return 0;
     });
   } catch (...) {
     rethrow_as_broker_error(url_, "ack");
   }
+}
+
+void RedisBroker::start_acker() {
   std::lock_guard lk(mu_);
-  for (auto& d : ds) held_.erase(d.tag);
+  if (acker_.joinable() || acker_stop_) return;
+  acker_ = std::thread([this] {
+    std::unique_lock lk(mu_);
+    while (!acker_stop_) {
+      acker_cv_.wait(lk, [this] { return acker_stop_ || !pending_acks_.empty(); });
+      if (acker_stop_) break;
+      // gather the acks of the next ack_delay into one round trip
+      acker_cv_.wait_for(lk, opts_.ack_delay, [this] { return acker_stop_; });
+      lk.unlock();
+      bool failed = false;
+      try {
+        flush_acks();
+      } catch (...) {
+        failed = true;  // server away: they stay pending; reserve() reports the outage
+      }
+      lk.lock();
+      if (failed) acker_cv_.wait_for(lk, std::chrono::milliseconds(100), [this] { return acker_stop_; });
+    }
+  });
 }
 
 void RedisBroker::forget_held(const std::string& tag) {
@@ -567,6 +725,11 @@ std::vector<DeadLetter> RedisBroker::dead_letters(std::size_t limit) {
 
 std::size_t RedisBroker::restore_unacked() {
   if (closed_) return 0;
+  try {
+    flush_acks();  // what was acked must not be restored
+  } catch (const BrokerError&) {
+    // server away: the requeue below fails the same way and says so
+  }
   std::vector<std::pair<std::string, Held>> mine;
   {
     std::lock_guard lk(mu_);
@@ -613,6 +776,7 @@ std::size_t RedisBroker::restore_stale(std::chrono::seconds visibility_timeout) 
         {
           std::lock_guard lk(mu_);
           for (auto& [tag, h] : held_) mine.insert(tag);
+          mine.insert(pending_acks_.begin(), pending_acks_.end());  // acked, not yet sent
         }
         const auto& e = stale.elements();
         for (size_t i = 0; i + 1 < e.size(); i += 2) {
@@ -772,9 +936,22 @@ void RedisBroker::close() {
   {
     std::lock_guard lk(mu_);
     refresher_stop_ = true;
+    acker_stop_ = true;
   }
   refresher_cv_.notify_all();
+  acker_cv_.notify_all();
   if (refresher_.joinable()) refresher_.join();
+  if (acker_.joinable()) acker_.join();
+  try {
+    // the last acks, and this consumer's receipt (only needed while running)
+    pool_.run([&](Connection& c) {
+      flush_acks_on(c);
+      c.command({"DEL", receipt_key_});
+      return 0;
+    });
+  } catch (...) {
+    // server away: unsent acks are redelivered after the visibility timeout
+  }
   pool_.clear();
 }
 

@@ -8,6 +8,7 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <set>
 #include <string>
 #include <thread>
@@ -46,6 +47,13 @@ struct BrokerOptions {
   /// scores are refreshed so a live worker's long tasks are never taken for
   /// a crashed worker's (0 = visibility_timeout / 4, at least 1 s).
   std::chrono::milliseconds refresh_interval{0};
+  /// Acks are pipelined across messages: ack() removes the message from
+  /// this instance's held set at once, and Redis learns it (ZREM/HDEL) in
+  /// the same round trip as the next reserve(), or after at most ack_delay,
+  /// or at flush_acks()/restore_unacked()/close(). A crash inside that
+  /// window redelivers the message after the visibility timeout
+  /// (at-least-once, as with kombu). 0 = one round trip per ack.
+  std::chrono::microseconds ack_delay{2000};
   /// Connection timeouts.
   ConnectOptions connect;
   /// Give up reconnecting (and throw BrokerError) after this long.
@@ -86,6 +94,12 @@ class RedisBroker final : public tq::Broker {
   std::size_t refresh_held();
   /// Messages this instance reserved and has not acked/requeued yet.
   std::size_t held_count() const;
+  /// Sends the acks not yet sent (see BrokerOptions::ack_delay) and waits
+  /// for Redis to confirm them; on a connection error they stay pending and
+  /// BrokerError is thrown.
+  void flush_acks();
+  /// Acks recorded and not yet confirmed by Redis.
+  std::size_t pending_ack_count() const;
   /// The options in effect.
   const BrokerOptions& options() const { return opts_; }
 
@@ -99,10 +113,24 @@ class RedisBroker final : public tq::Broker {
     std::vector<std::string> bases;  // base queue of each key
     std::vector<int> steps;          // priority step of each key
   };
+  // A pop whose reply was lost to a connection error: it may have run (its
+  // messages are then in unacked under our receipt) or not (a message BRPOP
+  // already took is then only here).
+  struct UnsurePop {
+    std::string token;
+    int pre_index = 0;
+    std::string pre_env;
+  };
   void declare(std::string_view queue, Pipeline& p);
   ConsumeKeys consume_keys(std::span<const std::string> queues);
   std::vector<Delivery> pop(Connection& c, const ConsumeKeys& k, int pre_index,
                             const std::string& pre_env, std::size_t max);
+  std::vector<Delivery> recover_unsure(Connection& c, const ConsumeKeys& k, std::size_t max);
+  std::vector<std::string> take_pending_acks();
+  void return_pending_acks(std::vector<std::string> tags);
+  static void add_ack_commands(Pipeline& p, const std::vector<std::string>& tags);
+  void flush_acks_on(Connection& c);
+  void start_acker();
   std::optional<std::chrono::steady_clock::time_point> maybe_move_due(Connection& c);
   std::pair<std::size_t, double> move_due_on(Connection& c);
   std::vector<Delivery> park_future(Connection& c, std::vector<Delivery> got);
@@ -118,6 +146,12 @@ class RedisBroker final : public tq::Broker {
   std::unordered_map<std::string, Held> held_;
   std::size_t rotation_ = 0;
   std::chrono::steady_clock::time_point next_eta_check_{};
+  std::vector<std::string> pending_acks_;
+  std::optional<UnsurePop> unsure_;
+  std::string receipt_key_;  // celeriac.receipt.<uuid>: the last pop's token and tags
+  std::thread acker_;
+  std::condition_variable acker_cv_;
+  bool acker_stop_ = false;
   std::atomic<bool> closed_{false};
   std::thread refresher_;
   std::condition_variable refresher_cv_;
