@@ -39,6 +39,7 @@ struct Settings {
   std::size_t tasks = 100'000;
   std::string broker;  // "" = a fresh temporary SQLite file
   int concurrency = 16;
+  std::size_t window = 1000;  // tasks in flight at most (sent, not finished)
 };
 
 // CPU-bound work: runs in a child process (a plain function, as the process
@@ -113,10 +114,13 @@ tq::TaskMessage make_message(tq::App& app, std::size_t i) {
   }
 }
 
-void produce(tq::App& app, std::size_t total, std::atomic<std::size_t>& sent) {
-  constexpr std::size_t kBatch = 500;
+// Sends in batches, keeping at most `window` tasks in flight, as a service
+// under steady load does (a flood would measure the backlog, not the queue).
+void produce(tq::App& app, std::size_t total, std::size_t window, const Stats& stats, std::atomic<std::size_t>& sent) {
+  const std::size_t kBatch = std::max<std::size_t>(1, std::min<std::size_t>(500, window / 2));
   std::vector<tq::TaskMessage> batch;
   for (std::size_t i = 0; i < total;) {
+    while (i - stats.completed() + kBatch > window) std::this_thread::sleep_for(std::chrono::microseconds(200));
     batch.clear();
     for (std::size_t k = 0; k < kBatch && i < total; ++k, ++i) batch.push_back(make_message(app, i));
     app.publish_many(batch);
@@ -186,14 +190,15 @@ int run(const Settings& s, const std::string& program) {
     wo.poll_interval = std::chrono::milliseconds(20);
     tq::Worker worker(app, wo);
     std::printf("celeriac demo: %zu tasks (90%% add, 5%% fib in a process pool, 5%% coroutine I/O)\n", s.tasks);
-    std::printf("  broker and results: %s\n  worker: threads pool, concurrency %d\n\n", url.c_str(), s.concurrency);
+    std::printf("  broker and results: %s\n  worker: threads pool, concurrency %d; at most %zu tasks in flight\n\n",
+                url.c_str(), s.concurrency, s.window);
     worker.start();
     std::atomic<std::size_t> sent{0};
     auto t0 = SteadyClock::now();
     std::exception_ptr producer_error;
     std::thread producer([&] {
       try {
-        produce(app, s.tasks, sent);
+        produce(app, s.tasks, s.window, stats, sent);
       } catch (...) {
         producer_error = std::current_exception();
       }
@@ -230,6 +235,8 @@ int main(int argc, char** argv) {
   cli.add_option("-n,--tasks", s.tasks, "number of tasks")->check(CLI::Range(std::size_t{1}, std::size_t{100'000'000}));
   cli.add_option("-b,--broker", s.broker, "broker URL (default: a fresh temporary SQLite file)");
   cli.add_option("-c,--concurrency", s.concurrency, "worker threads")->check(CLI::Range(1, 1024));
+  cli.add_option("-w,--window", s.window, "most tasks in flight (sent, not finished)")
+      ->check(CLI::Range(std::size_t{1}, std::size_t{100'000'000}));
   CLI11_PARSE(cli, argc, argv);
   spdlog::set_level(spdlog::level::warn);
   try {

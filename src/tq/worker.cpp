@@ -68,7 +68,10 @@ struct Worker::Impl {
   std::size_t limit = 4;  // prefetch limit (messages held, ETA-held excluded)
 
   std::mutex mu;  // guards everything below
-  std::condition_variable cv;  // capacity, jobs, stop
+  std::condition_variable cv;  // capacity, stop
+  // Pool threads wait here: one job wakes one thread (no thundering herd
+  // on the consumer's and everyone's condition variable).
+  std::condition_variable jobs_cv;
   std::deque<std::shared_ptr<Job>> jobs;  // dispatched, waiting for a pool thread
   std::multimap<TimePoint, std::shared_ptr<Job>> eta_held;
   std::size_t in_flight = 0;  // reserved and not finished, excluding eta_held
@@ -270,8 +273,13 @@ struct Worker::Impl {
           timeout = std::min(timeout, until);
         }
         capacity = in_flight >= limit ? 0 : limit - in_flight;
-        if (capacity == 0 && due.empty()) {
-          cv.wait_for(lock, timeout, [&] { return stopping || in_flight < limit; });
+        // Reserve in batches of at least a quarter of the prefetch limit
+        // while busy: one broker round trip per freed slot costs more than
+        // the task itself for small tasks.
+        const std::size_t batch_min = std::max<std::size_t>(1, limit / 4);
+        auto room = [&] { return in_flight == 0 || in_flight + batch_min <= limit; };
+        if (!room() && due.empty()) {
+          cv.wait_for(lock, timeout, [&] { return stopping || room(); });
           continue;
         }
       }
@@ -320,7 +328,7 @@ struct Worker::Impl {
       active_info[job->msg.id] = request_info(*job, false);
       jobs.push_back(std::move(job));
     }
-    cv.notify_all();
+    jobs_cv.notify_one();
   }
 
   void pool_loop() {
@@ -328,7 +336,7 @@ struct Worker::Impl {
       std::shared_ptr<Job> job;
       {
         std::unique_lock lock(mu);
-        cv.wait(lock, [&] { return stopping || !jobs.empty(); });
+        jobs_cv.wait(lock, [&] { return stopping || !jobs.empty(); });
         if (stopping) return;  // queued jobs are requeued by shutdown_sequence
         job = std::move(jobs.front());
         jobs.pop_front();
@@ -567,6 +575,7 @@ struct Worker::Impl {
       eta_held.clear();
     }
     cv.notify_all();
+    jobs_cv.notify_all();
     for (auto& j : back) {
       try {
         broker->requeue(j->delivery);
@@ -679,6 +688,7 @@ void Worker::stop(bool immediate) {
     s.immediate = s.immediate || immediate;
   }
   s.cv.notify_all();
+  s.jobs_cv.notify_all();
   if (immediate) {
     // Put back everything not acknowledged now; running tasks cannot be
     // interrupted, the caller (CLI) exits the process next.
