@@ -19,7 +19,9 @@ constexpr auto kSpinTime = std::chrono::microseconds(50);
 constexpr std::size_t kOverflowBatch = 32;
 }  // namespace
 
-bool detail::Worker::help_once() noexcept { return pool->run_one(this, nullptr); }
+bool detail::Worker::help_once() noexcept {
+  return pool->run_one(this, nullptr);
+}
 
 std::size_t ThreadPool::default_max_workers() noexcept {
   return std::max(1u, std::thread::hardware_concurrency());
@@ -27,7 +29,8 @@ std::size_t ThreadPool::default_max_workers() noexcept {
 
 ThreadPool::ThreadPool(std::size_t max_workers, std::function<void()> initializer)
     : initializer_(std::move(initializer)), ring_(kRingCapacity) {
-  if (max_workers == 0) throw std::invalid_argument("ThreadPool: max_workers must be greater than 0");
+  if (max_workers == 0)
+    throw std::invalid_argument("ThreadPool: max_workers must be greater than 0");
   workers_.reserve(max_workers);
   for (std::size_t i = 0; i < max_workers; ++i)
     workers_.push_back(std::make_unique<detail::Worker>(this, static_cast<unsigned>(i)));
@@ -51,8 +54,7 @@ ThreadPool::~ThreadPool() {
 
 void ThreadPool::throw_closed() const {
   if (broken()) {
-    throw BrokenExecutor(
-        "ThreadPool: a thread initializer failed, the pool is not usable anymore");
+    throw BrokenExecutor("ThreadPool: a thread initializer failed, the pool is not usable anymore");
   }
   throw BrokenExecutor("ThreadPool: cannot schedule new futures after shutdown");
 }
@@ -97,7 +99,9 @@ void ThreadPool::mark_broken(std::exception_ptr cause) noexcept {
   } catch (...) {
   }
   {
-    std::lock_guard lock(join_mu_);  // one writer of broken_error_
+    // One writer of broken_error_. Not join_mu_: shutdown() holds that while
+    // it joins a worker that may be about to fail its initializer too.
+    std::lock_guard lock(broken_mu_);
     if (!broken_.load(std::memory_order_relaxed)) {
       broken_error_ = std::make_exception_ptr(BrokenExecutor(
           "ThreadPool: a thread initializer failed, the pool is not usable anymore: " + what));

@@ -425,6 +425,31 @@ TEST(ThreadPool, FailingInitializerBreaksThePool) {
   }
 }
 
+// A worker whose initializer fails while the pool is being destroyed must not
+// deadlock the destructor (it used to wait for a lock the joining thread held).
+TEST(ThreadPool, InitializerFailingDuringShutdownDoesNotDeadlock) {
+  Gate late;
+  std::atomic<int> calls{0};
+  std::thread opener;
+  {
+    ThreadPool pool(2, [&] {
+      if (calls.fetch_add(1) == 1) late.wait();  // the second worker fails later
+      throw std::runtime_error("no database");
+    });
+    auto until = std::chrono::steady_clock::now() + 10s;
+    while (!pool.broken() && std::chrono::steady_clock::now() < until)
+      std::this_thread::sleep_for(100us);
+    ASSERT_TRUE(pool.broken());
+    // Let the second initializer fail while the destructor joins it.
+    opener = std::thread([&late] {
+      std::this_thread::sleep_for(20ms);
+      late.open();
+    });
+  }
+  opener.join();
+  EXPECT_EQ(calls.load(), 2);
+}
+
 TEST(ThreadPool, FailingInitializerFailsPendingFutures) {
   Gate gate;
   ThreadPool pool(1, [&gate] {

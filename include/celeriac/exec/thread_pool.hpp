@@ -229,7 +229,8 @@ class ThreadPool {
   alignas(64) std::atomic<int> sleeping_{0};
   alignas(64) std::atomic<int> spinning_{0};
   alignas(64) std::atomic<bool> broken_{false};
-  std::exception_ptr broken_error_;  // set before broken_
+  std::exception_ptr broken_error_;  // set before broken_, under broken_mu_
+  std::mutex broken_mu_;
 
   alignas(64) std::atomic<std::size_t> overflow_size_{0};
   std::mutex overflow_mu_;
