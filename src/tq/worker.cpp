@@ -284,6 +284,7 @@ struct Worker::Impl {
         }
       }
       for (auto& j : due) dispatch(std::move(j));
+      flush_acks();
       if (capacity == 0) continue;
       std::vector<Delivery> got;
       try {
@@ -458,11 +459,36 @@ struct Worker::Impl {
     }
   }
 
+  // Acks are batched (one broker transaction for up to kAckBatch messages);
+  // the consumer flushes them every round, and before anything is restored.
+  static constexpr std::size_t kAckBatch = 64;
+  std::mutex ack_mu;
+  std::vector<Delivery> ack_batch;
+
   void ack(Job& j) {
+    std::vector<Delivery> full;
+    {
+      std::lock_guard lock(ack_mu);
+      ack_batch.push_back(j.delivery);
+      if (ack_batch.size() >= kAckBatch) full.swap(ack_batch);
+    }
+    if (!full.empty()) ack_now(full);
+  }
+
+  void flush_acks() {
+    std::vector<Delivery> pending;
+    {
+      std::lock_guard lock(ack_mu);
+      pending.swap(ack_batch);
+    }
+    if (!pending.empty()) ack_now(pending);
+  }
+
+  void ack_now(const std::vector<Delivery>& ds) {
     try {
-      broker->ack(j.delivery);
+      broker->ack_many(ds);
     } catch (const std::exception& e) {
-      spdlog::error("ack of {} failed: {}", j.msg.id, e.what());
+      spdlog::error("ack of {} message(s) failed: {}", ds.size(), e.what());
     }
   }
 
@@ -595,6 +621,7 @@ struct Worker::Impl {
         spdlog::warn("worker service stop failed: {}", e.what());
       }
     }
+    flush_acks();
     std::size_t restored = 0;
     try {
       restored = broker->restore_unacked();
@@ -692,6 +719,7 @@ void Worker::stop(bool immediate) {
   if (immediate) {
     // Put back everything not acknowledged now; running tasks cannot be
     // interrupted, the caller (CLI) exits the process next.
+    s.flush_acks();
     try {
       s.broker->restore_unacked();
     } catch (const std::exception& e) {
