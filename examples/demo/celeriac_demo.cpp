@@ -20,8 +20,8 @@
 #include <thread>
 #include <vector>
 
-#include <CLI/CLI.hpp>
 #include <spdlog/spdlog.h>
+#include <CLI/CLI.hpp>
 
 #include "celeriac/aio/sleep.hpp"
 #include "celeriac/mp/fork_server.hpp"
@@ -44,12 +44,16 @@ struct Settings {
 
 // CPU-bound work: runs in a child process (a plain function, as the process
 // pool requires).
-long long fib(int n) { return n < 2 ? n : fib(n - 1) + fib(n - 2); }
+long long fib(int n) {
+  return n < 2 ? n : fib(n - 1) + fib(n - 2);
+}
 
 // Microseconds since an arbitrary steady epoch: sent in the task arguments so
 // the task can measure its own queueing + run latency.
 long long now_us() {
-  return std::chrono::duration_cast<std::chrono::microseconds>(SteadyClock::now().time_since_epoch()).count();
+  return std::chrono::duration_cast<std::chrono::microseconds>(
+             SteadyClock::now().time_since_epoch())
+      .count();
 }
 
 // Latencies and completions, filled by the tasks.
@@ -106,31 +110,36 @@ tq::TaskMessage make_message(tq::App& app, std::size_t i) {
   o.ignore_result = true;  // the bulk is fire-and-forget, as benchmark (a)
   switch (i % 20) {
     case 0:
-      return app.build_message("demo.fib", tq::Json::array({18 + static_cast<int>(i % 5), sent}), tq::Json::object(), o);
+      return app.build_message("demo.fib", tq::Json::array({18 + static_cast<int>(i % 5), sent}),
+                               tq::Json::object(), o);
     case 10:
       return app.build_message("demo.fetch", tq::Json::array({2, sent}), tq::Json::object(), o);
     default:
-      return app.build_message("demo.add", tq::Json::array({static_cast<int>(i), 1, sent}), tq::Json::object(), o);
+      return app.build_message("demo.add", tq::Json::array({static_cast<int>(i), 1, sent}),
+                               tq::Json::object(), o);
   }
 }
 
 // Sends in batches, keeping at most `window` tasks in flight, as a service
 // under steady load does (a flood would measure the backlog, not the queue).
-void produce(tq::App& app, std::size_t total, std::size_t window, const Stats& stats, std::atomic<std::size_t>& sent) {
+void produce(tq::App& app, std::size_t total, std::size_t window, const Stats& stats,
+             std::atomic<std::size_t>& sent) {
   const std::size_t kBatch = std::max<std::size_t>(1, std::min<std::size_t>(500, window / 2));
   std::vector<tq::TaskMessage> batch;
   for (std::size_t i = 0; i < total;) {
-    while (i - stats.completed() + kBatch > window) std::this_thread::sleep_for(std::chrono::microseconds(200));
+    while (i - stats.completed() + kBatch > window)
+      std::this_thread::sleep_for(std::chrono::microseconds(200));
     batch.clear();
-    for (std::size_t k = 0; k < kBatch && i < total; ++k, ++i) batch.push_back(make_message(app, i));
+    for (std::size_t k = 0; k < kBatch && i < total; ++k, ++i)
+      batch.push_back(make_message(app, i));
     app.publish_many(batch);
     sent += batch.size();
   }
 }
 
 void print_progress(std::size_t sent, std::size_t done, std::size_t total, double seconds) {
-  std::printf("\r  sent %7zu / %zu   done %7zu / %zu   %6.1f s   %8.0f tasks/s ", sent, total, done, total, seconds,
-              seconds > 0 ? static_cast<double>(done) / seconds : 0.0);
+  std::printf("\r  sent %7zu / %zu   done %7zu / %zu   %6.1f s   %8.0f tasks/s ", sent, total, done,
+              total, seconds, seconds > 0 ? static_cast<double>(done) / seconds : 0.0);
   std::fflush(stdout);
 }
 
@@ -142,7 +151,8 @@ long long percentile(const std::vector<long long>& sorted, double p) {
 
 void print_summary(std::vector<long long> latencies, std::size_t total, double seconds) {
   std::sort(latencies.begin(), latencies.end());
-  std::printf("\n\n  %zu tasks in %.2f s: %.0f tasks/s\n", total, seconds, static_cast<double>(total) / seconds);
+  std::printf("\n\n  %zu tasks in %.2f s: %.0f tasks/s\n", total, seconds,
+              static_cast<double>(total) / seconds);
   std::printf("  latency (sent -> finished), ms:  p50 %.2f   p90 %.2f   p99 %.2f   max %.2f\n",
               static_cast<double>(percentile(latencies, 50)) / 1000.0,
               static_cast<double>(percentile(latencies, 90)) / 1000.0,
@@ -157,14 +167,18 @@ void show_results(tq::App& app) {
   auto add = app.send_task("demo.add", tq::Json::array({2, 3, now_us()}), tq::Json::object(), keep);
   auto fib = app.send_task("demo.fib", tq::Json::array({25, now_us()}), tq::Json::object(), keep);
   auto io = app.send_task("demo.fetch", tq::Json::array({5, now_us()}), tq::Json::object(), keep);
-  std::printf("\n  results: add(2, 3) = %s,  fib(25) = %s (in a child process),  fetch(5 ms) = %s (a coroutine)\n",
-              tq::dumps(add.get(std::chrono::seconds(30))).c_str(), tq::dumps(fib.get(std::chrono::seconds(30))).c_str(),
-              tq::dumps(io.get(std::chrono::seconds(30))).c_str());
+  std::printf(
+      "\n  results: add(2, 3) = %s,  fib(25) = %s (in a child process),  fetch(5 ms) = %s (a "
+      "coroutine)\n",
+      tq::dumps(add.get(std::chrono::seconds(30))).c_str(),
+      tq::dumps(fib.get(std::chrono::seconds(30))).c_str(),
+      tq::dumps(io.get(std::chrono::seconds(30))).c_str());
 }
 
 void print_redis_hint(const std::string& program) {
   std::printf(
-      "\n  The same against Redis (Celery's broker; Python Celery workers and clients can share it):\n"
+      "\n  The same against Redis (Celery's broker; Python Celery workers and clients can share "
+      "it):\n"
       "    redis-server --port 6379 &\n"
       "    %s --broker redis://127.0.0.1:6379/0\n",
       program.c_str());
@@ -189,9 +203,13 @@ int run(const Settings& s, const std::string& program) {
     wo.hostname = "celery@demo";
     wo.poll_interval = std::chrono::milliseconds(20);
     tq::Worker worker(app, wo);
-    std::printf("celeriac demo: %zu tasks (90%% add, 5%% fib in a process pool, 5%% coroutine I/O)\n", s.tasks);
-    std::printf("  broker and results: %s\n  worker: threads pool, concurrency %d; at most %zu tasks in flight\n\n",
-                url.c_str(), s.concurrency, s.window);
+    std::printf(
+        "celeriac demo: %zu tasks (90%% add, 5%% fib in a process pool, 5%% coroutine I/O)\n",
+        s.tasks);
+    std::printf(
+        "  broker and results: %s\n  worker: threads pool, concurrency %d; at most %zu tasks in "
+        "flight\n\n",
+        url.c_str(), s.concurrency, s.window);
     worker.start();
     std::atomic<std::size_t> sent{0};
     auto t0 = SteadyClock::now();
@@ -231,8 +249,10 @@ int main(int argc, char** argv) {
   // The fork server starts first, while this program has one thread.
   celeriac::mp::init();
   Settings s;
-  CLI::App cli{"celeriac demo: 100,000 tasks through the embedded SQLite broker and an in-process worker"};
-  cli.add_option("-n,--tasks", s.tasks, "number of tasks")->check(CLI::Range(std::size_t{1}, std::size_t{100'000'000}));
+  CLI::App cli{
+      "celeriac demo: 100,000 tasks through the embedded SQLite broker and an in-process worker"};
+  cli.add_option("-n,--tasks", s.tasks, "number of tasks")
+      ->check(CLI::Range(std::size_t{1}, std::size_t{100'000'000}));
   cli.add_option("-b,--broker", s.broker, "broker URL (default: a fresh temporary SQLite file)");
   cli.add_option("-c,--concurrency", s.concurrency, "worker threads")->check(CLI::Range(1, 1024));
   cli.add_option("-w,--window", s.window, "most tasks in flight (sent, not finished)")

@@ -60,7 +60,8 @@ void dump_result(std::string& out, const Json& result) {
   for (const char* key : kExcKeys)
     if (auto it = result.find(key); it != result.end()) put(key, *it);
   for (auto it = result.begin(); it != result.end(); ++it)
-    if (std::find(std::begin(kExcKeys), std::end(kExcKeys), it.key()) == std::end(kExcKeys)) put(it.key(), *it);
+    if (std::find(std::begin(kExcKeys), std::end(kExcKeys), it.key()) == std::end(kExcKeys))
+      put(it.key(), *it);
   out.push_back('}');
 }
 

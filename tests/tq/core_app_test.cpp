@@ -14,6 +14,7 @@
 
 using namespace celeriac::tq;
 using namespace std::chrono_literals;
+using tqtest::eventually;
 
 namespace {
 
@@ -27,22 +28,12 @@ TaskError expect_task_error(const AsyncResult<T>& r, const std::string& type,
     r.get(kWait);
   } catch (const TaskError& e) {
     EXPECT_EQ(e.exc_type(), type) << e.message();
-    for (const auto& f : fragments) EXPECT_NE(e.message().find(f), std::string::npos) << e.message();
+    for (const auto& f : fragments)
+      EXPECT_NE(e.message().find(f), std::string::npos) << e.message();
     return e;
   }
   ADD_FAILURE() << "task " << r.id() << " did not fail with " << type;
   return TaskError("none", "none", "none");
-}
-
-// Polls `pred` until true or the deadline (for effects without a result).
-template <class P>
-bool eventually(P pred, std::chrono::milliseconds limit = 10s) {
-  auto deadline = std::chrono::steady_clock::now() + limit;
-  while (std::chrono::steady_clock::now() < deadline) {
-    if (pred()) return true;
-    std::this_thread::sleep_for(5ms);
-  }
-  return pred();
 }
 
 class TqApp : public ::testing::Test {
@@ -78,11 +69,12 @@ TEST_F(TqApp, PositionalAndKeywordArguments) {
 }
 
 TEST_F(TqApp, UserTypesAndStringsConvert) {
-  auto join = app.task("tasks.join", {"parts", "sep"}, [](std::vector<std::string> parts, std::string sep) {
-    std::string out;
-    for (std::size_t i = 0; i < parts.size(); ++i) out += (i ? sep : "") + parts[i];
-    return out;
-  });
+  auto join =
+      app.task("tasks.join", {"parts", "sep"}, [](std::vector<std::string> parts, std::string sep) {
+        std::string out;
+        for (std::size_t i = 0; i < parts.size(); ++i) out += (i ? sep : "") + parts[i];
+        return out;
+      });
   start_worker();
   EXPECT_EQ(join.delay(std::vector<std::string>{"a", "b", "c"}, "-").get(kWait), "a-b-c");
 }
@@ -90,7 +82,8 @@ TEST_F(TqApp, UserTypesAndStringsConvert) {
 TEST_F(TqApp, WrongArgumentsFailWithTypeErrorNamingTaskAndArgument) {
   auto add = app.task("tasks.add", {"x", "y"}, [](int x, int y) { return x + y; });
   start_worker();
-  expect_task_error(add.apply_async(Json::array({1})), "TypeError", {"tasks.add()", "missing 1", "'y'"});
+  expect_task_error(add.apply_async(Json::array({1})), "TypeError",
+                    {"tasks.add()", "missing 1", "'y'"});
   expect_task_error(add.apply_async(Json::array({1, 2, 3})), "TypeError",
                     {"tasks.add()", "takes 2 positional arguments but 3 were given"});
   expect_task_error(add.delay("two", 3), "TypeError", {"tasks.add()", "'x'", "must be int", "str"});
@@ -130,13 +123,18 @@ TEST_F(TqApp, UnknownTaskNameFailsWithNotRegistered) {
   EXPECT_EQ(ok.delay().get(kWait), 1);
   auto dead = app.broker().dead_letters();
   ASSERT_EQ(dead.size(), 1u);
-  EXPECT_NE(dead[0].reason.find("unregistered task 'tasks.nope'"), std::string::npos) << dead[0].reason;
+  EXPECT_NE(dead[0].reason.find("unregistered task 'tasks.nope'"), std::string::npos)
+      << dead[0].reason;
 }
 
 TEST_F(TqApp, ContextAsFirstParameter) {
   auto who = app.task("tasks.who", {"tag"}, [](Context& ctx, std::string tag) {
-    return Json{{"id", ctx.id()},   {"name", ctx.name()},     {"tag", tag},
-                {"retries", ctx.retries()}, {"queue", ctx.queue()}, {"hostname", ctx.hostname()},
+    return Json{{"id", ctx.id()},
+                {"name", ctx.name()},
+                {"tag", tag},
+                {"retries", ctx.retries()},
+                {"queue", ctx.queue()},
+                {"hostname", ctx.hostname()},
                 {"custom", ctx.headers().value("custom", "")}};
   });
   start_worker();
@@ -175,7 +173,8 @@ TEST_F(TqApp, RetryWithCountdownRepublishesSameId) {
 TEST_F(TqApp, RetryBeyondMaxRetriesFails) {
   TaskOptions o;
   o.max_retries = 1;
-  auto always = app.task("tasks.always", {}, [](Context& ctx) -> int { ctx.retry(0.01); }, o);
+  auto always = app.task(
+      "tasks.always", {}, [](Context& ctx) -> int { ctx.retry(0.01); }, o);
   start_worker();
   expect_task_error(always.delay(), "MaxRetriesExceededError", {"tasks.always"});
 }
@@ -187,11 +186,15 @@ TEST_F(TqApp, AutoretryWithBackoffUntilMaxRetries) {
   o.max_retries = 2;
   o.retry_backoff = 0.01;
   o.retry_jitter = false;
-  auto fragile = app.task("tasks.fragile", {}, [&]() -> int {
-    ++calls;
-    throw std::runtime_error("disk on fire");
-  }, o);
-  auto picky = app.task("tasks.picky", {}, [&]() -> int { throw std::invalid_argument("not retried"); }, o);
+  auto fragile = app.task(
+      "tasks.fragile", {},
+      [&]() -> int {
+        ++calls;
+        throw std::runtime_error("disk on fire");
+      },
+      o);
+  auto picky = app.task(
+      "tasks.picky", {}, [&]() -> int { throw std::invalid_argument("not retried"); }, o);
   start_worker();
   auto e = expect_task_error(fragile.delay(), "RuntimeError", {"disk on fire"});
   EXPECT_EQ(calls.load(), 3);  // first run + max_retries
@@ -205,10 +208,13 @@ TEST_F(TqApp, AutoretrySucceedsOnALaterAttempt) {
   o.autoretry_for = autoretry_on<std::runtime_error>();
   o.max_retries = 5;
   o.retry_backoff = 0.01;
-  auto second_time = app.task("tasks.second", {}, [&] {
-    if (++calls < 2) throw std::runtime_error("transient");
-    return calls.load();
-  }, o);
+  auto second_time = app.task(
+      "tasks.second", {},
+      [&] {
+        if (++calls < 2) throw std::runtime_error("transient");
+        return calls.load();
+      },
+      o);
   start_worker();
   EXPECT_EQ(second_time.delay().get(kWait), 2);
 }
@@ -249,7 +255,8 @@ TEST_F(TqApp, IgnoreResultStoresNothing) {
   auto quiet = app.task("tasks.quiet", {}, [&] { return ++runs; });
   TaskOptions silent;
   silent.ignore_result = true;
-  auto always_quiet = app.task("tasks.always_quiet", {}, [&] { return ++runs; }, silent);
+  auto always_quiet = app.task(
+      "tasks.always_quiet", {}, [&] { return ++runs; }, silent);
   start_worker();
   CallOptions o;
   o.ignore_result = true;

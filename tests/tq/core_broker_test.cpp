@@ -23,7 +23,9 @@ namespace {
 
 // The envelope only needs to be text for the broker; a tag inside tells
 // messages apart.
-std::string env(const std::string& tag) { return "{\"tag\": \"" + tag + "\"}"; }
+std::string env(const std::string& tag) {
+  return "{\"tag\": \"" + tag + "\"}";
+}
 
 std::vector<std::string> envelopes(const std::vector<Delivery>& ds) {
   std::vector<std::string> out;
@@ -92,7 +94,7 @@ TEST_P(TqBroker, PriorityStepsComeFirstAcrossQueues) {
   broker_->publish("low", 9, env("low9"));
   broker_->publish("celery", 6, env("c6"));
   broker_->publish("celery", 0, env("c0"));
-  broker_->publish("low", 2, env("low2"));  // step 0
+  broker_->publish("low", 2, env("low2"));   // step 0
   broker_->publish("celery", 4, env("c4"));  // step 3
   std::vector<std::string> queues{"celery", "low"};
   std::vector<std::string> order;
@@ -177,7 +179,8 @@ TEST_P(TqBroker, PublishManyKeepsOrder) {
   broker_->publish_many(out);
   auto got = broker_->reserve(q(), 100, 100ms);
   ASSERT_EQ(got.size(), 50u);
-  for (int i = 0; i < 50; ++i) EXPECT_EQ(got[static_cast<std::size_t>(i)].envelope, env(std::to_string(i)));
+  for (int i = 0; i < 50; ++i)
+    EXPECT_EQ(got[static_cast<std::size_t>(i)].envelope, env(std::to_string(i)));
 }
 
 INSTANTIATE_TEST_SUITE_P(Transports, TqBroker, ::testing::Values("memory", "sqlite"));
@@ -278,8 +281,10 @@ namespace {
     auto deadline = std::chrono::steady_clock::now() + 20s;
     for (bool stop = false; !stop && std::chrono::steady_clock::now() < deadline;) {
       for (auto& d : b->reserve(queues, 4, 100ms)) {
-        if (d.envelope == env("stop")) stop = true;
-        else f << d.envelope << "\n";
+        if (d.envelope == env("stop"))
+          stop = true;
+        else
+          f << d.envelope << "\n";
         b->ack(d);
       }
     }

@@ -3,10 +3,12 @@
 
 #include <unistd.h>
 
+#include <chrono>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
 #include <string>
+#include <thread>
 
 #include "celeriac/tq/message.hpp"
 
@@ -23,6 +25,18 @@ inline std::string read_sample(const std::string& name) {
   std::string text = ss.str();
   if (!text.empty() && text.back() == '\n') text.pop_back();
   return text;
+}
+
+/// Polls `pred` until it holds or `limit` passes (for effects that have no
+/// result to wait on); returns its last value.
+template <class P>
+bool eventually(P pred, std::chrono::milliseconds limit = std::chrono::seconds(10)) {
+  auto deadline = std::chrono::steady_clock::now() + limit;
+  while (std::chrono::steady_clock::now() < deadline) {
+    if (pred()) return true;
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  return pred();
 }
 
 /// A fresh temporary SQLite URL, file removed at scope exit.

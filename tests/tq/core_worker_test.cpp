@@ -14,21 +14,12 @@
 
 using namespace celeriac::tq;
 using namespace std::chrono_literals;
+using tqtest::eventually;
 using tqtest::read_sample;
 
 namespace {
 
 constexpr auto kWait = 10s;
-
-template <class P>
-bool eventually(P pred, std::chrono::milliseconds limit = 10s) {
-  auto deadline = std::chrono::steady_clock::now() + limit;
-  while (std::chrono::steady_clock::now() < deadline) {
-    if (pred()) return true;
-    std::this_thread::sleep_for(5ms);
-  }
-  return pred();
-}
 
 // A gate tasks wait on (bounded, so a broken test cannot hang).
 class Gate {
@@ -89,9 +80,10 @@ class RecordingService : public WorkerService {
 void register_event_recorder() {
   static std::once_flag once;
   std::call_once(once, [] {
-    register_worker_service("memory", [](const Url&, WorkerControl&) -> std::unique_ptr<WorkerService> {
-      return std::make_unique<RecordingService>();
-    });
+    register_worker_service("memory",
+                            [](const Url&, WorkerControl&) -> std::unique_ptr<WorkerService> {
+                              return std::make_unique<RecordingService>();
+                            });
   });
 }
 
@@ -257,7 +249,8 @@ TEST_P(TqWorker, ImmediateStopPutsBackUnackedButNotAcked) {
   auto early = app->task("tasks.early", {}, [&] { gate.pass(); });
   TaskOptions late_opts;
   late_opts.acks_late = true;
-  auto late = app->task("tasks.late", {}, [&] { gate.pass(); }, late_opts);
+  auto late = app->task(
+      "tasks.late", {}, [&] { gate.pass(); }, late_opts);
   auto r1 = early.delay();
   auto r2 = late.delay();
   WorkerOptions o;
@@ -299,18 +292,21 @@ TEST_P(TqWorker, EventsInCeleryOrder) {
   EXPECT_EQ(event_log().types_of(r2.id()),
             (std::vector<std::string>{"task-received", "task-started", "task-failed"}));
   EXPECT_EQ(event_log().types_of(r3.id()),
-            (std::vector<std::string>{"task-received", "task-started", "task-retried", "task-received",
-                                      "task-started", "task-succeeded"}));
+            (std::vector<std::string>{"task-received", "task-started", "task-retried",
+                                      "task-received", "task-started", "task-succeeded"}));
 }
 
 TEST_P(TqWorker, TrackStartedStoresStartedFirst) {
   Gate gate;
   TaskOptions o;
   o.track_started = true;
-  auto t = app->task("tasks.tracked", {}, [&] {
-    gate.pass();
-    return 7;
-  }, o);
+  auto t = app->task(
+      "tasks.tracked", {},
+      [&] {
+        gate.pass();
+        return 7;
+      },
+      o);
   start_worker();
   auto r = t.delay();
   ASSERT_TRUE(gate.wait_waiting(1));
@@ -360,7 +356,8 @@ std::string add_edited(const std::function<void(OrderedJson&)>& edit) {
 }
 
 std::string with_id(std::string envelope, const std::string& id) {
-  for (std::size_t p; (p = envelope.find(kAddId)) != std::string::npos;) envelope.replace(p, kAddId.size(), id);
+  for (std::size_t p; (p = envelope.find(kAddId)) != std::string::npos;)
+    envelope.replace(p, kAddId.size(), id);
   return envelope;
 }
 
@@ -370,24 +367,27 @@ TEST_P(TqWorker, EveryBadInputIsDeadLetteredAndTheWorkerGoesOn) {
   auto add = app->task("tasks.add", {"x", "y"}, [](int x, int y) { return x + y; });
   struct Case {
     std::string envelope;
-    std::string reason;            // fragment of the dead-letter reason
+    std::string reason;             // fragment of the dead-letter reason
     std::optional<std::string> id;  // FAILURE stored for it
   };
   std::vector<Case> cases{
       {"this is not json", "envelope is not JSON", std::nullopt},
       {"[1, 2, 3]", "envelope must be a JSON object", std::nullopt},
-      {with_id(add_edited([](OrderedJson& e) { e["body"] = "!!!"; }), "id-undecodable"), "undecodable body",
-       "id-undecodable"},
-      {with_id(add_with_body("[[2, 3], {}]"), "id-two-element"), "2-element array", "id-two-element"},
-      {with_id(add_edited([](OrderedJson& e) { e.erase("headers"); }), "id-no-headers"), "no 'headers'",
-       std::nullopt},
-      {with_id(add_edited([](OrderedJson& e) { e["headers"]["retries"] = "three"; }), "id-bad-type"), "retries",
-       "id-bad-type"},
-      {with_id(add_edited([](OrderedJson& e) { e["headers"]["task"] = "tasks.unknown"; }), "id-unknown"),
+      {with_id(add_edited([](OrderedJson& e) { e["body"] = "!!!"; }), "id-undecodable"),
+       "undecodable body", "id-undecodable"},
+      {with_id(add_with_body("[[2, 3], {}]"), "id-two-element"), "2-element array",
+       "id-two-element"},
+      {with_id(add_edited([](OrderedJson& e) { e.erase("headers"); }), "id-no-headers"),
+       "no 'headers'", std::nullopt},
+      {with_id(add_edited([](OrderedJson& e) { e["headers"]["retries"] = "three"; }),
+               "id-bad-type"),
+       "retries", "id-bad-type"},
+      {with_id(add_edited([](OrderedJson& e) { e["headers"]["task"] = "tasks.unknown"; }),
+               "id-unknown"),
        "unregistered task 'tasks.unknown'", "id-unknown"},
       {with_id(read_sample("task_link.json"), "id-canvas"), "canvas", std::nullopt},
-      {with_id(add_with_body("[[2, 3], {}, {}]") + std::string(2000, ' '), "id-oversized"), "oversized",
-       "id-oversized"},
+      {with_id(add_with_body("[[2, 3], {}, {}]") + std::string(2000, ' '), "id-oversized"),
+       "oversized", "id-oversized"},
   };
   for (auto& c : cases) publish_raw(c.envelope);
   WorkerOptions o;
@@ -400,7 +400,8 @@ TEST_P(TqWorker, EveryBadInputIsDeadLetteredAndTheWorkerGoesOn) {
   ASSERT_EQ(dead.size(), cases.size());
   for (auto& c : cases) {
     bool found = false;
-    for (auto& d : dead) found = found || (d.envelope == c.envelope && d.reason.find(c.reason) != std::string::npos);
+    for (auto& d : dead)
+      found = found || (d.envelope == c.envelope && d.reason.find(c.reason) != std::string::npos);
     EXPECT_TRUE(found) << "no dead letter with reason '" << c.reason << "'";
     if (!c.id) continue;
     auto meta = app->backend().get(*c.id);
@@ -417,8 +418,8 @@ TEST_P(TqWorker, CanvasMessagesFailWithAClearError) {
   auto mul = app->task("tasks.mul", {"x", "y"}, [](int x, int y) { return x * y; });
   (void)add;
   (void)mul;
-  std::vector<std::string> samples{"task_link.json", "task_link_error.json", "task_chain_first.json",
-                                   "task_chord_header.json"};
+  std::vector<std::string> samples{"task_link.json", "task_link_error.json",
+                                   "task_chain_first.json", "task_chord_header.json"};
   std::vector<std::string> ids;
   for (auto& s : samples) {
     std::string env = read_sample(s);
