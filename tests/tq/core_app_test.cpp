@@ -7,6 +7,8 @@
 #include <mutex>
 #include <thread>
 
+#include "celeriac/aio/event_loop.hpp"
+#include "celeriac/aio/future_await.hpp"
 #include "celeriac/futures.hpp"
 #include "celeriac/tq/app.hpp"
 #include "celeriac/tq/worker.hpp"
@@ -347,6 +349,25 @@ TEST_F(TqApp, AsyncResultIsAFuture) {
   EXPECT_EQ(sum, 90);
   auto doubled = add.delay(20, 1).then([](int v) { return v * 2; });
   EXPECT_EQ(doubled.result(kWait), 42);
+}
+
+TEST_F(TqApp, AsyncResultIsAwaitedOnTheEventLoop) {
+  auto add = app.task("tasks.add", {"x", "y"}, [](int x, int y) { return x + y; });
+  auto boom = app.task("tasks.boom", {}, []() -> int { throw std::invalid_argument("no"); });
+  start_worker();
+  auto main = [&]() -> celeriac::aio::Task<int> {
+    celeriac::Future<int> sum = add.delay(4, 5);
+    int v = co_await sum;
+    celeriac::Future<int> failing = boom.delay();
+    try {
+      co_await failing;
+      ADD_FAILURE() << "no error";
+    } catch (const TaskError& e) {
+      EXPECT_EQ(e.exc_type(), "ValueError");
+    }
+    co_return v;
+  };
+  EXPECT_EQ(celeriac::aio::run(main()), 9);
 }
 
 TEST_F(TqApp, SendTaskForTasksNotCompiledIn) {
