@@ -31,12 +31,17 @@ void* operator new(std::size_t n) {
   if (void* p = std::malloc(n == 0 ? 1 : n)) return p;
   throw std::bad_alloc();
 }
+// The matching deletes are replaced too, so that sanitizers see malloc/free
+// pairs; g++ 12 cannot tell that the operator new above is malloc and warns.
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wmismatched-new-delete"
 void operator delete(void* p) noexcept {
   std::free(p);
 }
 void operator delete(void* p, std::size_t) noexcept {
   std::free(p);
 }
+#pragma GCC diagnostic pop
 
 using celeriac::exec::ThreadPool;
 using namespace std::chrono_literals;
