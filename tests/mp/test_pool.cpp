@@ -17,11 +17,13 @@
 using namespace celeriac;
 using namespace std::chrono_literals;
 
-#if defined(__SANITIZE_ADDRESS__)
-#define MP_ASAN 1
+// ASan and TSan replace malloc: an impossible allocation is reported and the
+// process dies instead of std::bad_alloc being thrown.
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+#define MP_SANITIZER_ALLOCATOR 1
 #elif defined(__has_feature)
-#if __has_feature(address_sanitizer)
-#define MP_ASAN 1
+#if __has_feature(address_sanitizer) || __has_feature(thread_sanitizer)
+#define MP_SANITIZER_ALLOCATOR 1
 #endif
 #endif
 
@@ -141,9 +143,9 @@ TEST(ProcessPool, FailedAllocationsArriveAsExceptions) {
   mp::ProcessPool pool(1);
   EXPECT_THROW(pool.submit(&throw_bad_alloc).result(10s), std::bad_alloc);
   EXPECT_THROW(pool.submit(&allocate_too_much).result(10s), std::length_error);
-#ifdef MP_ASAN
-  // ASan reports an impossible allocation and kills the child instead.
-  EXPECT_THROW(pool.submit(&allocate_huge).result(10s), std::exception);
+#ifdef MP_SANITIZER_ALLOCATOR
+  // The sanitizer reports the impossible allocation and kills the child.
+  EXPECT_THROW(pool.submit(&allocate_huge).result(10s), mp::WorkerDiedError);
 #else
   EXPECT_THROW(pool.submit(&allocate_huge).result(10s), std::bad_alloc);
 #endif
