@@ -303,8 +303,12 @@ EventLoop::~EventLoop() {
         pending.push_back(t);
       }
     });
-    for (auto* t : pending) t->abandon();
-    drop_all();
+    for (auto* t : pending) {
+      // Finishing a task wakes the tasks awaiting it: drop those wake-ups
+      // now, while their frames still exist (the next abandon frees them).
+      t->abandon();
+      drop_all();
+    }
     for (auto* t : pending) t->release();
     drop_all();
   }

@@ -25,7 +25,6 @@ struct ServerState {
   ConnectionHandler handler;
   ServerOptions options;
   std::vector<std::unique_ptr<Listener>> listeners;
-  std::vector<TaskHandle<void>> accept_tasks;
   bool serving = true;
   std::size_t accepting = 0;    // accept loops still running
   std::size_t connections = 0;  // handler tasks still running
@@ -149,7 +148,9 @@ Task<Server> start(ConnectionHandler handler, std::vector<SocketAddress> addrs,
   }
   for (auto& l : st->listeners) {
     ++st->accepting;
-    st->accept_tasks.push_back(loop.spawn(accept_loop(st, l.get()), "server accept"));
+    // No handle kept: the task holds the state, and a handle in the state
+    // would make a cycle that keeps both alive (ASan: leak).
+    loop.spawn(accept_loop(st, l.get()), "server accept");
   }
   co_return Server(st);
 }

@@ -15,7 +15,6 @@ struct Registry {
   detail::SignalFd sfd;
   FdWatch watch;
   std::map<int, std::function<void()>> handlers;
-  TaskHandle<void> reader;
 };
 
 // One registry per loop; loops live on their own threads, so thread_local.
@@ -61,7 +60,9 @@ void add_signal_handler(EventLoop& loop, int sig, std::function<void()> handler)
   if (!reg->watch.valid()) {
     reg->watch = FdWatch(loop, reg->sfd.fd());
     reg->watch.set_daemon(true);  // waiting for signals must not stop virtual time
-    reg->reader = loop.spawn(read_signals(&loop, reg), "signal handlers");
+    // No handle kept in the registry: the task holds the registry, and a
+    // handle in it would be a cycle keeping both alive (ASan: leak).
+    loop.spawn(read_signals(&loop, reg), "signal handlers");
   }
   reg->handlers[sig] = std::move(handler);
 }

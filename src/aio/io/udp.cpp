@@ -37,7 +37,10 @@ namespace {
 // is closed meanwhile.
 Task<void> wait_ready(detail::DatagramState& st, bool write, const char* op) {
   if (st.fd < 0) throw_closed(op);
-  bool ok = co_await detail::ReadyOrClosed(write ? st.watch.writable() : st.watch.readable());
+  // A named awaiter: g++ 12 mishandles the temporary that a conditional
+  // expression inside the co_await would create (ASan: use after free).
+  detail::ReadyOrClosed ready(write ? st.watch.writable() : st.watch.readable());
+  bool ok = co_await ready;
   if (!ok || st.fd < 0) throw_closed(op);
 }
 
