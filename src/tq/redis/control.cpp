@@ -66,12 +66,21 @@ bool node_selected(const Json& req, const std::string& hostname) {
 
 }  // namespace
 
+// Built by appending: g++ 12 warns (-Wrestrict, a false positive) on
+// "literal" + std::string temporaries.
 std::string pidbox_channel(int db) {
-  return "/" + std::to_string(db) + ".celery.pidbox";
+  std::string out = "/";
+  out += std::to_string(db);
+  out += ".celery.pidbox";
+  return out;
 }
 
 std::string event_channel(int db, std::string_view routing_key) {
-  return "/" + std::to_string(db) + ".celeryev/" + std::string(routing_key);
+  std::string out = "/";
+  out += std::to_string(db);
+  out += ".celeryev/";
+  out += routing_key;
+  return out;
 }
 
 std::string make_envelope(const OrderedJson& body, const OrderedJson& headers,
