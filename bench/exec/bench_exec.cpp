@@ -519,6 +519,17 @@ void print_table(const Sizes& s, const std::vector<Row>& rows) {
       s.a_async, s.a_python, s.e_python);
 }
 
+// The 1-minute load average: spinning pools lose most on an oversubscribed
+// machine, so the table is read against it.
+double load_average() {
+  double load = -1;
+  if (FILE* f = std::fopen("/proc/loadavg", "r")) {
+    if (std::fscanf(f, "%lf", &load) != 1) load = -1;
+    std::fclose(f);
+  }
+  return load;
+}
+
 template <class F>
 Measure step(const char* label, const char* peer, const char* unit, bool second, F fn) {
   std::printf("[%s] %-11s ... ", label, peer);
@@ -550,8 +561,8 @@ int main(int argc, char** argv) {
     s.e_python /= 10;
     s.idle_seconds = 0.2;
   }
-  std::printf("bench_exec: %d workers per pool on %u cores\n", s.workers,
-              std::thread::hardware_concurrency());
+  std::printf("bench_exec: %d workers per pool on %u cores, load average %.2f\n", s.workers,
+              std::thread::hardware_concurrency(), load_average());
   const auto start = Clock::now();
   const Measure none{};
 
@@ -601,7 +612,7 @@ int main(int argc, char** argv) {
   for (int i = 0; i < kPeers; ++i) c99.cells[i] = c50.cells[i];
 
   print_table(s, {a, b, c50, c99, d, e, idle});
-  std::printf("fib N = %d (%ld spawns); total run %.0f s\n", s.fib, fib_spawns(s.fib),
-              since(start));
+  std::printf("fib N = %d (%ld spawns); total run %.0f s; load average now %.2f\n", s.fib,
+              fib_spawns(s.fib), since(start), load_average());
   return 0;
 }

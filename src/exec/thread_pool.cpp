@@ -139,7 +139,12 @@ bool ThreadPool::run_one(detail::Worker* w, bool* spinning) noexcept {
   auto found = [&] {
     if (spinning && *spinning) {
       *spinning = false;
-      if (spinning_.fetch_sub(1, std::memory_order_seq_cst) == 1) notify();
+      // The last searcher to find work wakes another one, but only if there
+      // is more work: a wake-up is a syscall on the path to running this task
+      // and the woken worker would only spin. No wake-up is lost: a producer
+      // that pushes after has_work() looked sees spinning_ at 0 (both sides
+      // are seq_cst) and wakes a sleeper itself.
+      if (spinning_.fetch_sub(1, std::memory_order_seq_cst) == 1 && has_work()) notify();
     }
   };
   // 1. Own deque, newest first (hot in cache).
