@@ -320,6 +320,7 @@ EventLoop::~EventLoop() {
   timers_.clear();
   while (detail::ListNode* n = tasks_.pop_front())
     static_cast<detail::TaskCore*>(n)->loop_ = nullptr;
+  while (remote_stoppers_.load(std::memory_order_acquire) != 0) std::this_thread::yield();
   ::close(evfd_);
   ::close(epfd_);
   detail::tls_context = saved;
@@ -343,11 +344,18 @@ void EventLoop::warn(std::string_view message) const {
 }
 
 void EventLoop::stop() noexcept {
-  stop_requested_.store(true, std::memory_order_relaxed);
-  if (!in_loop_thread()) {
-    std::uint64_t one = 1;
-    [[maybe_unused]] auto r = ::write(evfd_, &one, sizeof one);
+  if (in_loop_thread()) {
+    stop_requested_.store(true, std::memory_order_relaxed);
+    return;
   }
+  // The loop may return from run_forever() as soon as it sees the flag and
+  // then be destroyed: the destructor waits for this count to fall to zero
+  // before it closes the eventfd we are about to write to.
+  remote_stoppers_.fetch_add(1, std::memory_order_seq_cst);
+  stop_requested_.store(true, std::memory_order_seq_cst);
+  std::uint64_t one = 1;
+  [[maybe_unused]] auto r = ::write(evfd_, &one, sizeof one);
+  remote_stoppers_.fetch_sub(1, std::memory_order_release);
 }
 
 void EventLoop::schedule_threadsafe(detail::Work* w) noexcept {
@@ -553,7 +561,7 @@ void EventLoop::run_forever() {
   RunScope scope(this, running_);
   for (;;) {
     run_once();
-    if (stop_requested_.exchange(false, std::memory_order_relaxed)) break;
+    if (stop_requested_.exchange(false, std::memory_order_seq_cst)) break;
   }
 }
 
@@ -561,7 +569,7 @@ void EventLoop::run_until_done(detail::TaskCore* task) {
   RunScope scope(this, running_);
   while (!task->done()) {
     run_once();
-    if (stop_requested_.exchange(false, std::memory_order_relaxed)) {
+    if (stop_requested_.exchange(false, std::memory_order_seq_cst)) {
       if (!task->done()) throw Error("aio::EventLoop: stopped before the task completed");
     }
   }

@@ -419,6 +419,7 @@ class EventLoop {
   std::atomic<detail::Work*> remote_head_{nullptr};
   std::atomic<bool> remote_notified_{false};
   std::atomic<bool> stop_requested_{false};
+  std::atomic<int> remote_stoppers_{0};  // stop() calls from other threads in progress
   int epfd_ = -1;
   int evfd_ = -1;
   std::vector<TimerEntry> timers_;

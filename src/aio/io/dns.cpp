@@ -20,7 +20,13 @@ struct Job {
   Suspension* waiter = nullptr;  // loop thread only
   bool finished = false;         // loop thread only
   std::vector<SocketAddress> result;
-  std::exception_ptr error;
+  // A resolver failure as plain data: the GaiError is made on the loop's
+  // thread. (An exception_ptr released last by the worker thread is
+  // reported by TSan, which cannot see libstdc++'s refcount.)
+  int gai_code = 0;
+  int gai_errno = 0;
+  std::string gai_message;
+  std::exception_ptr error;  // anything else (e.g. bad_alloc)
 };
 
 class ResolveAwaiter : public Suspension {
@@ -40,6 +46,10 @@ class ResolveAwaiter : public Suspension {
                  socktype = socktype_]() mutable {
       try {
         job->result = detail::resolve_blocking(host, port, family, socktype);
+      } catch (const GaiError& e) {
+        job->gai_code = e.gai_code();
+        job->gai_errno = e.errno_value();
+        job->gai_message = e.what();
       } catch (...) {
         job->error = std::current_exception();
       }
@@ -57,6 +67,7 @@ class ResolveAwaiter : public Suspension {
     end();  // throws CancelledError (detach() already ran through on_cancel)
     release_clock();
     auto job = std::move(job_);
+    if (job->gai_code != 0) throw GaiError(job->gai_code, job->gai_errno, job->gai_message);
     if (job->error) std::rethrow_exception(job->error);
     return std::move(job->result);
   }
