@@ -28,10 +28,18 @@ using Clock = std::chrono::steady_clock;
 
 namespace {
 
-int add(int a, int b) { return a + b; }
-int add1(int x) { return x + 1; }
-std::vector<std::uint8_t> identity_bytes(std::vector<std::uint8_t> v) { return v; }
-mp::SharedArray<std::uint8_t> identity_array(mp::SharedArray<std::uint8_t> a) { return a; }
+int add(int a, int b) {
+  return a + b;
+}
+int add1(int x) {
+  return x + 1;
+}
+std::vector<std::uint8_t> identity_bytes(std::vector<std::uint8_t> v) {
+  return v;
+}
+mp::SharedArray<std::uint8_t> identity_array(mp::SharedArray<std::uint8_t> a) {
+  return a;
+}
 
 struct Sizes {
   int rt_calls = 10'000;
@@ -135,8 +143,9 @@ int main(int argc, char** argv) {
   Sizes s;
   if (argc > 1 && std::strcmp(argv[1], "--quick") == 0) s = Sizes{2'000, 20'000, 4'000, 20'000, 20};
 
-  std::printf("bench_mp_pool: rt %d calls, one-by-one %d tasks (Python %d), chunked %d, data %d MB\n",
-              s.rt_calls, s.one_by_one, s.python_one_by_one, s.chunked, s.megabytes);
+  std::printf(
+      "bench_mp_pool: rt %d calls, one-by-one %d tasks (Python %d), chunked %d, data %d MB\n",
+      s.rt_calls, s.one_by_one, s.python_one_by_one, s.chunked, s.megabytes);
   std::fflush(stdout);
   Percentiles rt;
   {
@@ -173,7 +182,8 @@ int main(int argc, char** argv) {
   auto py = run_python(s);
 
   std::printf("\n(a) submit->result round trip, %d sequential calls, 1 worker\n", s.rt_calls);
-  std::printf("  %-34s p50 %8.1f us   p99 %8.1f us\n", "celeriac ProcessPool", rt.p50_us, rt.p99_us);
+  std::printf("  %-34s p50 %8.1f us   p99 %8.1f us\n", "celeriac ProcessPool", rt.p50_us,
+              rt.p99_us);
   std::printf("  %-34s p50 %8.1f us   p99 %8.1f us   celeriac %s faster (p50)\n",
               "Python ProcessPoolExecutor", get(py, "ppe_rt_p50_us"), get(py, "ppe_rt_p99_us"),
               ratio(rt.p50_us, py, "ppe_rt_p50_us", false).c_str());

@@ -60,10 +60,11 @@ void time_on(Pool& pool, const char* name) {
   auto t0 = std::chrono::steady_clock::now();
   Best best = run_on(pool);
   std::chrono::duration<double, std::milli> ms = std::chrono::steady_clock::now() - t0;
-  std::printf("%-13s (%zu workers): longest chain below %llu starts at %llu (%llu steps), %.1f ms\n",
-              name, pool.max_workers(), static_cast<unsigned long long>(kLimit),
-              static_cast<unsigned long long>(best.first),
-              static_cast<unsigned long long>(best.second), ms.count());
+  std::printf(
+      "%-13s (%zu workers): longest chain below %llu starts at %llu (%llu steps), %.1f ms\n", name,
+      pool.max_workers(), static_cast<unsigned long long>(kLimit),
+      static_cast<unsigned long long>(best.first), static_cast<unsigned long long>(best.second),
+      ms.count());
 }
 
 }  // namespace

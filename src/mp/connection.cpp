@@ -17,7 +17,8 @@ Connection::Connection(int fd, bool readable, bool writable)
     : ch_(std::make_unique<detail::Channel>(fd)), readable_(readable), writable_(writable) {}
 
 detail::Channel& Connection::open_channel(const char* op, bool want_write) {
-  if (closed()) throw ConnectionClosed(std::string("celeriac::mp::Connection::") + op + ": this end is closed");
+  if (closed())
+    throw ConnectionClosed(std::string("celeriac::mp::Connection::") + op + ": this end is closed");
   if (want_write && !writable_)
     throw InvalidStateError(std::string("celeriac::mp::Connection::") + op +
                             ": this end of a one-way Pipe only receives");
@@ -40,8 +41,9 @@ void Connection::send_frame(std::string_view payload, std::vector<int>& fds,
   try {
     ch->send_all(deadline_of(timeout));
   } catch (const TimeoutError&) {
-    throw TimeoutError("celeriac::mp::Connection::send: the peer did not read in time (message of " +
-                       std::to_string(payload.size()) + " bytes still queued)");
+    throw TimeoutError(
+        "celeriac::mp::Connection::send: the peer did not read in time (message of " +
+        std::to_string(payload.size()) + " bytes still queued)");
   } catch (const ConnectionClosed&) {
     throw ConnectionClosed("celeriac::mp::Connection::send: the other end is closed");
   }
@@ -54,7 +56,8 @@ detail::Frame Connection::recv_frame(std::optional<Duration> timeout) {
   try {
     got = ch.recv_frame(f, deadline_of(timeout));
   } catch (const ConnectionClosed&) {
-    throw ConnectionClosed("celeriac::mp::Connection::recv: the other end is closed (end of stream)");
+    throw ConnectionClosed(
+        "celeriac::mp::Connection::recv: the other end is closed (end of stream)");
   }
   if (!got) throw TimeoutError("celeriac::mp::Connection::recv: no message within the timeout");
   return f;
@@ -68,8 +71,12 @@ void Connection::send_bytes(std::string_view bytes, Duration timeout) {
   std::vector<int> none;
   send_frame(bytes, none, timeout);
 }
-std::string Connection::recv_bytes() { return recv_frame(std::nullopt).take_body(); }
-std::string Connection::recv_bytes(Duration timeout) { return recv_frame(timeout).take_body(); }
+std::string Connection::recv_bytes() {
+  return recv_frame(std::nullopt).take_body();
+}
+std::string Connection::recv_bytes(Duration timeout) {
+  return recv_frame(timeout).take_body();
+}
 
 bool Connection::poll(Duration timeout) {
   auto& ch = open_channel("poll", false);
@@ -78,7 +85,8 @@ bool Connection::poll(Duration timeout) {
     if (ch.frame_ready()) return true;
     if (!ch.fill()) return true;  // end of stream: recv reports it at once
     if (ch.frame_ready()) return true;
-    auto left = std::chrono::ceil<std::chrono::milliseconds>(deadline - detail::Clock::now()).count();
+    auto left =
+        std::chrono::ceil<std::chrono::milliseconds>(deadline - detail::Clock::now()).count();
     if (left <= 0) return false;
     pollfd p{ch.fd(), POLLIN, 0};
     int r = ::poll(&p, 1, static_cast<int>(std::min<long long>(left, 1 << 30)));

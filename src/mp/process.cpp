@@ -62,8 +62,7 @@ Process::~Process() {
 void Process::redirect(int target, int fd) {
   if (!impl_) throw InvalidStateError("celeriac::mp::Process: moved-from process");
   std::lock_guard lock(impl_->mu);
-  if (impl_->started)
-    throw InvalidStateError("celeriac::mp::Process: redirect after start");
+  if (impl_->started) throw InvalidStateError("celeriac::mp::Process: redirect after start");
   int copy = ::fcntl(fd, F_DUPFD_CLOEXEC, 0);
   if (copy < 0) detail::throw_errno("dup of a redirect target");
   int& slot = impl_->redirects[target - 1];

@@ -164,14 +164,13 @@ struct ProcessPool::Impl {
     return avg_service < std::chrono::microseconds(100) ? 16 : 2;
   }
 
-  void record_service_locked(Clock::duration took) {
-    avg_service += (took - avg_service) / 8;
-  }
+  void record_service_locked(Clock::duration took) { avg_service += (took - avg_service) / 8; }
 
   // In auto mode, a worker whose current task has already run this long is
   // busy with a long one: queue nothing more behind it.
   bool stuck_locked(const Worker& w, Clock::time_point now) const {
-    return !opt.prefetch && !w.inflight.empty() && now - w.head_since > std::chrono::milliseconds(1);
+    return !opt.prefetch && !w.inflight.empty() &&
+           now - w.head_since > std::chrono::milliseconds(1);
   }
 
   Worker* pick_locked() {
@@ -214,8 +213,8 @@ struct ProcessPool::Impl {
       for (int f : t->call.fds) fds.push_back(::fcntl(f, F_DUPFD_CLOEXEC, 0));
       std::uint64_t head[2] = {reinterpret_cast<std::uintptr_t>(t->call.invoke), t->call.fn};
       w->ch.enqueue(detail::kTask, t->seq,
-                    std::string_view(reinterpret_cast<char*>(head), sizeof head), t->call.packed_args(),
-                    &fds);
+                    std::string_view(reinterpret_cast<char*>(head), sizeof head),
+                    t->call.packed_args(), &fds);
       if (w->inflight.empty()) {
         w->head_since = Clock::now();
         if (timeout_of(*t)) timed = true;

@@ -57,7 +57,8 @@ bool wait(pthread_cond_t* cv, pthread_mutex_t* mu,
   if (!deadline) {
     r = pthread_cond_wait(cv, mu);
   } else {
-    auto ns = std::chrono::duration_cast<std::chrono::nanoseconds>(deadline->time_since_epoch()).count();
+    auto ns =
+        std::chrono::duration_cast<std::chrono::nanoseconds>(deadline->time_since_epoch()).count();
     timespec ts{static_cast<time_t>(ns / 1000000000), static_cast<long>(ns % 1000000000)};
     r = pthread_cond_timedwait(cv, mu, &ts);  // condattr clock: CLOCK_MONOTONIC = steady_clock
   }
@@ -181,7 +182,11 @@ std::size_t QueueCore::size() const {
   return h->count;
 }
 
-std::size_t QueueCore::maxsize() const { return header()->maxsize; }
-std::size_t QueueCore::capacity_bytes() const { return header()->capacity; }
+std::size_t QueueCore::maxsize() const {
+  return header()->maxsize;
+}
+std::size_t QueueCore::capacity_bytes() const {
+  return header()->capacity;
+}
 
 }  // namespace celeriac::mp::detail

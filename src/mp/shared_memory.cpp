@@ -49,7 +49,7 @@ Mapping::~Mapping() {
 
 namespace {
 std::shared_ptr<Mapping> map_fd(int fd, std::string name, bool populate) {
-  struct stat st{};
+  struct stat st {};
   if (::fstat(fd, &st) != 0) {
     ::close(fd);
     throw_errno("fstat of shared memory");
@@ -71,7 +71,8 @@ std::shared_ptr<Mapping> map_fd(int fd, std::string name, bool populate) {
   if (m->size) {
     void* a = ::mmap(nullptr, m->size, PROT_READ | PROT_WRITE,
                      MAP_SHARED | (populate ? MAP_POPULATE : 0), fd, 0);
-    if (a == MAP_FAILED) throw_errno("mmap of " + std::to_string(m->size) + " bytes of shared memory");
+    if (a == MAP_FAILED)
+      throw_errno("mmap of " + std::to_string(m->size) + " bytes of shared memory");
     m->addr = a;
   }
   g_registry[key] = m;
@@ -131,12 +132,16 @@ SharedMemory SharedMemory::from_fd(int fd, std::string name) {
 std::byte* SharedMemory::data() const noexcept {
   return map_ ? static_cast<std::byte*>(map_->addr) : nullptr;
 }
-std::size_t SharedMemory::size() const noexcept { return map_ ? map_->size : 0; }
+std::size_t SharedMemory::size() const noexcept {
+  return map_ ? map_->size : 0;
+}
 const std::string& SharedMemory::name() const noexcept {
   static const std::string empty;
   return map_ ? map_->name : empty;
 }
-int SharedMemory::fd() const noexcept { return map_ ? map_->fd : -1; }
+int SharedMemory::fd() const noexcept {
+  return map_ ? map_->fd : -1;
+}
 
 void SharedMemory::unlink() {
   if (!map_ || map_->name.empty()) return;

@@ -7,12 +7,18 @@
 #include "celeriac/mp.hpp"
 
 namespace {
-int twice(int x) { return 2 * x; }
+int twice(int x) {
+  return 2 * x;
+}
 struct Opaque {
   int* p = nullptr;
 };
-Opaque make_opaque() { return {}; }
-int use_pointer(int* p) { return *p; }
+Opaque make_opaque() {
+  return {};
+}
+int use_pointer(int* p) {
+  return *p;
+}
 }  // namespace
 
 void cases(celeriac::mp::ProcessPool& pool) {

@@ -20,7 +20,8 @@ int main() {
   for (int i = 0; i < 3; ++i) running.push_back(pool.submit(&nap, 60));
   celeriac::mp::Process p(&nap, 60);
   p.start();
-  std::printf("%d %d", static_cast<int>(celeriac::mp::fork_server_pid()), static_cast<int>(p.pid()));
+  std::printf("%d %d", static_cast<int>(celeriac::mp::fork_server_pid()),
+              static_cast<int>(p.pid()));
   for (pid_t w : pool.pids()) std::printf(" %d", static_cast<int>(w));
   std::printf("\n");
   std::fflush(stdout);

@@ -20,9 +20,15 @@ using namespace celeriac;
 using namespace std::chrono_literals;
 
 namespace {
-int square(int x) { return x * x; }
-int child_pid() { return static_cast<int>(::getpid()); }
-int fail_with(std::string msg) { throw std::out_of_range(msg); }
+int square(int x) {
+  return x * x;
+}
+int child_pid() {
+  return static_cast<int>(::getpid());
+}
+int fail_with(std::string msg) {
+  throw std::out_of_range(msg);
+}
 int slow_square(int x) {
   ::usleep(50 * 1000);
   return x * x;

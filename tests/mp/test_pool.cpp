@@ -27,8 +27,12 @@ using namespace std::chrono_literals;
 #endif
 #endif
 
-int add(int a, int b) { return a + b; }
-int my_pid() { return static_cast<int>(::getpid()); }
+int add(int a, int b) {
+  return a + b;
+}
+int my_pid() {
+  return static_cast<int>(::getpid());
+}
 int crash_segv() {
   std::signal(SIGSEGV, SIG_DFL);  // a sanitizer's handler would turn it into exit(1)
   std::raise(SIGSEGV);
@@ -37,8 +41,12 @@ int crash_segv() {
 int crash_abort() {
   std::abort();
 }
-int crash_exit3() { std::_Exit(3); }
-int throw_bad_alloc() { throw std::bad_alloc(); }
+int crash_exit3() {
+  std::_Exit(3);
+}
+int throw_bad_alloc() {
+  throw std::bad_alloc();
+}
 std::size_t allocate_too_much() {
   std::vector<char> v;
   v.reserve(v.max_size() + 1);  // std::length_error
@@ -61,13 +69,23 @@ int sleep_ms(int ms) {
 struct MyError : std::runtime_error {
   using std::runtime_error::runtime_error;
 };
-int throw_custom(std::string msg) { throw MyError(msg); }
-int throw_invalid(std::string msg) { throw std::invalid_argument(msg); }
+int throw_custom(std::string msg) {
+  throw MyError(msg);
+}
+int throw_invalid(std::string msg) {
+  throw std::invalid_argument(msg);
+}
 
 int g_init_value = 0;
-void set_init(int v) { g_init_value = v; }
-int get_init() { return g_init_value; }
-void failing_init() { throw std::runtime_error("no database"); }
+void set_init(int v) {
+  g_init_value = v;
+}
+int get_init() {
+  return g_init_value;
+}
+void failing_init() {
+  throw std::runtime_error("no database");
+}
 void crashing_init() {
   std::signal(SIGSEGV, SIG_DFL);
   std::raise(SIGSEGV);
@@ -78,14 +96,17 @@ int mark(mp::SharedArray<int> flag) {
   return 1;
 }
 // Blocks until the parent sends a value through the pipe, returns it.
-int wait_for_go(mp::Connection c) { return c.recv<int>(std::chrono::seconds(10)); }
+int wait_for_go(mp::Connection c) {
+  return c.recv<int>(std::chrono::seconds(10));
+}
 
 TEST(ProcessPool, SubmitReturnsTheResult) {
   mp::ProcessPool pool(2);
   EXPECT_EQ(pool.max_workers(), 2u);
   EXPECT_EQ(pool.submit(&add, 2, 3).result(), 5);
-  auto f = pool.submit([](std::string s, std::vector<int> v) { return s + std::to_string(v.size()); },
-                       std::string("n="), std::vector<int>{1, 2, 3});
+  auto f =
+      pool.submit([](std::string s, std::vector<int> v) { return s + std::to_string(v.size()); },
+                  std::string("n="), std::vector<int>{1, 2, 3});
   EXPECT_EQ(f.result(5s), "n=3");
   auto pid = pool.submit(&my_pid).result();
   EXPECT_NE(pid, ::getpid());
@@ -412,12 +433,13 @@ TEST(ProcessPool, LargeArraysGoThroughSharedMemory) {
   // A task may also return an array (the same block comes back as the same mapping).
   auto back = pool.submit([](mp::SharedArray<double> arr) { return arr; }, a).result(30s);
   EXPECT_EQ(back.data(), a.data());
-  auto made = pool.submit([](int n) {
-                    mp::SharedArray<int> r(static_cast<std::size_t>(n));
-                    for (int i = 0; i < n; ++i) r[static_cast<std::size_t>(i)] = i * i;
-                    return r;
-                  },
-                  1000)
+  auto made = pool.submit(
+                      [](int n) {
+                        mp::SharedArray<int> r(static_cast<std::size_t>(n));
+                        for (int i = 0; i < n; ++i) r[static_cast<std::size_t>(i)] = i * i;
+                        return r;
+                      },
+                      1000)
                   .result(30s);
   ASSERT_EQ(made.size(), 1000u);
   EXPECT_EQ(made[999], 999 * 999);
@@ -428,7 +450,9 @@ std::vector<std::uint8_t> reversed(std::vector<std::uint8_t> v, mp::SharedArray<
   std::reverse(v.begin(), v.end());
   return v;
 }
-int exit_with_size_in_mb(std::string s) { return static_cast<int>(s.size() >> 20); }
+int exit_with_size_in_mb(std::string s) {
+  return static_cast<int>(s.size() >> 20);
+}
 
 // Big values by value (past the size where they travel through a memfd
 // instead of the socket) arrive intact in both directions, alongside

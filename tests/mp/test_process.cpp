@@ -14,10 +14,18 @@
 using namespace celeriac;
 using namespace std::chrono_literals;
 
-void write_file(std::string path, std::string text) { std::ofstream(path) << text; }
-void exit_with(int code) { std::_Exit(code); }
-void sleep_long() { ::sleep(60); }
-void throws() { throw std::runtime_error("child failure"); }
+void write_file(std::string path, std::string text) {
+  std::ofstream(path) << text;
+}
+void exit_with(int code) {
+  std::_Exit(code);
+}
+void sleep_long() {
+  ::sleep(60);
+}
+void throws() {
+  throw std::runtime_error("child failure");
+}
 
 std::string temp_path(const char* tag) {
   return "/tmp/celeriac-mp-" + std::string(tag) + "-" + std::to_string(::getpid());
@@ -75,7 +83,8 @@ void print_both(std::string out, std::string err) {
 std::string read_all(int fd) {
   std::string text;
   char buf[256];
-  for (ssize_t n; (n = ::read(fd, buf, sizeof buf)) > 0;) text.append(buf, static_cast<std::size_t>(n));
+  for (ssize_t n; (n = ::read(fd, buf, sizeof buf)) > 0;)
+    text.append(buf, static_cast<std::size_t>(n));
   return text;
 }
 
@@ -156,11 +165,14 @@ TEST(Process, SafeAfterTheParentStartedThreads) {
       }
     });
   std::vector<mp::Process> ps;
-  for (int i = 0; i < 5; ++i) ps.emplace_back([](int n) {
-    void* blocks[100];
-    for (int k = 0; k < 100; ++k) blocks[k] = std::malloc(static_cast<std::size_t>(n + k));
-    for (int k = 0; k < 100; ++k) std::free(blocks[k]);
-  }, i);
+  for (int i = 0; i < 5; ++i)
+    ps.emplace_back(
+        [](int n) {
+          void* blocks[100];
+          for (int k = 0; k < 100; ++k) blocks[k] = std::malloc(static_cast<std::size_t>(n + k));
+          for (int k = 0; k < 100; ++k) std::free(blocks[k]);
+        },
+        i);
   for (auto& p : ps) p.start();
   for (auto& p : ps) {
     EXPECT_TRUE(p.join(20s));

@@ -76,7 +76,8 @@ TEST(Serialize, StandardTypesRoundTrip) {
   std::optional<int> none, some = 5;
   EXPECT_EQ(round_trip(none), none);
   EXPECT_EQ(round_trip(some), some);
-  std::variant<int, std::string, std::monostate> v1 = 3, v2 = std::string("s"), v3 = std::monostate{};
+  std::variant<int, std::string, std::monostate> v1 = 3, v2 = std::string("s"),
+                                                 v3 = std::monostate{};
   EXPECT_EQ(round_trip(v1), v1);
   EXPECT_EQ(round_trip(v2), v2);
   EXPECT_EQ(round_trip(v3), v3);

@@ -113,7 +113,8 @@ MSGPACK_API_VERSION_NAMESPACE(MSGPACK_DEFAULT_API_NS) {
   };
   template <>
   struct convert<celeriac::mp::SharedMemory> {
-    const msgpack::object& operator()(const msgpack::object& o, celeriac::mp::SharedMemory& m) const {
+    const msgpack::object& operator()(const msgpack::object& o,
+                                      celeriac::mp::SharedMemory& m) const {
       if (o.type != msgpack::type::ARRAY || o.via.array.size != 2) throw msgpack::type_error();
       auto name = o.via.array.ptr[0].as<std::string>();
       int index = o.via.array.ptr[1].as<int>();
