@@ -43,7 +43,7 @@ TEST(Strand, MutualExclusionWithManyProducers) {
     producers.emplace_back([&, p] {
       int last = -1;
       for (int i = 0; i < 2000; ++i) {
-        strand.post([&, p, i, last]() mutable {
+        strand.post([&, p, last]() mutable {
           if (inside.fetch_add(1) != 0) overlaps.fetch_add(1);
           ++counter;
           (void)p;
