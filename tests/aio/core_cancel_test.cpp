@@ -201,15 +201,25 @@ TEST(AioCancelAt, FuturesAndThreads) {
                                  5ms);
     p.set_value(5);  // a late completion goes nowhere
     EXPECT_EQ(co_await f, 5);
-    // to_thread: the awaiting task stops waiting; the thread finishes its call.
+    // to_thread: once the call runs on a thread, cancelling the awaiting task
+    // stops the wait only; the thread finishes the call.
+    auto started = std::make_shared<std::atomic<bool>>(false);
+    auto release = std::make_shared<std::atomic<bool>>(false);
     auto done = std::make_shared<std::atomic<bool>>(false);
-    auto slow_call = [done] {
-      std::this_thread::sleep_for(std::chrono::milliseconds(30));
+    auto call = [started, release, done] {
+      started->store(true);
+      while (!release->load()) std::this_thread::sleep_for(std::chrono::milliseconds(1));
       done->store(true);
       return 1;
     };
-    co_await expect_cancelled_at([&slow_call] { return aio::to_thread(slow_call); }, "to_thread",
-                                 5ms);
+    Seen seen;
+    auto h = aio::spawn(await_recording([&call] { return aio::to_thread(call); }, &seen));
+    while (!started->load()) co_await aio::sleep(1ms);
+    h.cancel();
+    EXPECT_THROW(co_await h, CancelledError);
+    EXPECT_TRUE(seen.cancelled && !seen.finished);
+    EXPECT_FALSE(done->load());
+    release->store(true);
     while (!done->load()) co_await aio::sleep(1ms);
   }());
 }
