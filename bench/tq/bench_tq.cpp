@@ -168,10 +168,10 @@ struct Row {
 void print_table(const std::vector<Row>& rows) {
   std::printf("\n%-58s %14s %14s %9s  %s\n", "measurement", "celeriac", "Celery 5.2", "ratio", "target");
   for (auto& r : rows) {
-    std::string py = r.has_py ? fmtd("%.1f", r.py) : "-";
+    std::string py = r.has_py ? fmtd("%.2f", r.py) : "-";
     std::string ratio = "-";
     if (r.has_py && r.py > 0 && r.cpp > 0) ratio = fmtd("%.1fx", r.higher_is_better ? r.cpp / r.py : r.py / r.cpp);
-    std::printf("%-58s %14.1f %14s %9s  %s\n", (r.name + " (" + r.unit + ")").c_str(), r.cpp, py.c_str(),
+    std::printf("%-58s %14.2f %14s %9s  %s\n", (r.name + " (" + r.unit + ")").c_str(), r.cpp, py.c_str(),
                 ratio.c_str(), r.target.c_str());
   }
   std::printf("(ratio: how many times better celeriac is)\n");

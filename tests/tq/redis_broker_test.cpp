@@ -489,3 +489,38 @@ TEST(RedisResultBackend, ReadsPythonMetasAndWaitsForPublish) {
   EXPECT_THROW(r::RedisResultBackend(tq::Url::parse(server.url() + "?expires=-3")),
                tq::ConfigError);
 }
+
+TEST(RedisResultBackend, ReadyMetasSeenOnTheSubscriptionNeedNoRoundTrip) {
+  RedisServer server;
+  r::RedisResultBackend be(tq::Url::parse(server.url()));
+  std::uint64_t cursor = 0;
+  be.wait_for_change(&cursor, 10ms);  // starts the subscriber
+  auto c = r::Connection::connect(server.url());
+  auto publish = [&](const std::string& id, const std::string& status) {
+    std::string meta = R"({"status": ")" + status + R"(", "result": 1, "traceback": null, "children": [], )" +
+                       R"("date_done": null, "task_id": ")" + id + R"("})";
+    c.command({"SET", "celery-task-meta-" + id, meta});
+    c.command({"PUBLISH", "celery-task-meta-" + id, meta});
+  };
+  publish("done", "SUCCESS");
+  publish("retrying", "RETRY");
+  auto deadline = std::chrono::steady_clock::now() + 5s;
+  while (be.wait_for_change(&cursor, 100ms) && std::chrono::steady_clock::now() < deadline) {
+  }
+  // the key is gone from Redis, yet the ready meta seen on the channel answers;
+  // a non-ready one is always asked of Redis
+  c.command({"DEL", "celery-task-meta-done", "celery-task-meta-retrying"});
+  ASSERT_TRUE(be.get("done"));
+  EXPECT_EQ(be.get("done")->status, tq::State::Success);
+  EXPECT_FALSE(be.get("retrying"));
+  std::vector<std::string> ids{"retrying", "done", "absent"};
+  auto many = be.get_many(ids);
+  ASSERT_EQ(many.size(), 3u);
+  EXPECT_FALSE(many[0]);
+  ASSERT_TRUE(many[1]);
+  EXPECT_EQ(many[1]->task_id, "done");
+  EXPECT_FALSE(many[2]);
+  // forget() forgets it here too
+  be.forget("done");
+  EXPECT_FALSE(be.get("done"));
+}

@@ -14,6 +14,8 @@ using SteadyClock = std::chrono::steady_clock;
 namespace {
 
 constexpr std::string_view kPrefix = "celery-task-meta-";
+// Ready metas remembered from the subscription (see published_).
+constexpr std::size_t kPublishedCap = 20000;
 
 // Celery's store: GET, keep a stored SUCCESS, else SETEX (or SET) and PUBLISH
 // the identical JSON on the channel named like the key. KEYS[1] = key;
@@ -94,6 +96,7 @@ bool RedisResultBackend::store(const ResultMeta& meta) {
 
 std::optional<ResultMeta> RedisResultBackend::get(std::string_view task_id) {
   check_open();
+  if (auto text = published(task_id)) return ResultMeta::from_json(*text);
   try {
     Reply r = pool_.run([&](Connection& c) { return c.command({"GET", meta_key(task_id)}); });
     return parse_meta(r);
@@ -108,10 +111,21 @@ std::vector<std::optional<ResultMeta>> RedisResultBackend::get_many(
   std::vector<std::optional<ResultMeta>> out;
   if (task_ids.empty()) return out;
   try {
+    out.resize(task_ids.size());
     std::vector<std::string> argv{"MGET"};
-    for (auto& id : task_ids) argv.push_back(meta_key(id));
+    std::vector<std::size_t> asked;  // positions not answered by the subscription
+    for (std::size_t i = 0; i < task_ids.size(); ++i) {
+      if (auto text = published(task_ids[i])) {
+        out[i] = ResultMeta::from_json(*text);
+      } else {
+        argv.push_back(meta_key(task_ids[i]));
+        asked.push_back(i);
+      }
+    }
+    if (asked.empty()) return out;
     Reply r = pool_.run([&](Connection& c) { return c.command(argv); });
-    for (auto& e : r.elements()) out.push_back(parse_meta(e));
+    const auto& e = r.elements();
+    for (std::size_t j = 0; j < asked.size() && j < e.size(); ++j) out[asked[j]] = parse_meta(e[j]);
   } catch (...) {
     rethrow_backend(url_, "get_many");
   }
@@ -138,6 +152,7 @@ void RedisResultBackend::listen() {
       auto m = sub_->get_message(std::chrono::milliseconds(100));
       if (!m) continue;
       std::string id = m->channel.substr(kPrefix.size());
+      remember_published(id, m->data);
       std::lock_guard lk(mu_);
       ++events_;
       if (waiting_.count(id)) delivered_[id] = std::move(m->data);
@@ -157,6 +172,8 @@ void RedisResultBackend::listen() {
         }
       }
       std::lock_guard lk(mu_);
+      published_.clear();
+      published_order_.clear();
       ++events_;
       ++reconnects_;
       listener_error_.clear();
@@ -235,8 +252,37 @@ bool RedisResultBackend::wait_for_change(std::uint64_t* cursor, std::chrono::mil
   return changed;
 }
 
+void RedisResultBackend::remember_published(const std::string& id, const std::string& data) {
+  // Celery's meta JSON starts with its status; only ready states are final
+  static constexpr std::string_view kReady[] = {R"({"status": "SUCCESS")", R"({"status": "FAILURE")",
+                                                R"({"status": "REVOKED")"};
+  std::lock_guard lk(mu_);
+  bool ready = false;
+  for (auto prefix : kReady) ready = ready || data.rfind(prefix, 0) == 0;
+  if (!ready) {
+    published_.erase(id);
+    return;
+  }
+  if (published_.insert_or_assign(id, data).second) published_order_.push_back(id);
+  while (published_order_.size() > kPublishedCap) {
+    published_.erase(published_order_.front());
+    published_order_.pop_front();
+  }
+}
+
+std::optional<std::string> RedisResultBackend::published(std::string_view id) {
+  std::lock_guard lk(mu_);
+  auto it = published_.find(std::string(id));
+  if (it == published_.end()) return std::nullopt;
+  return it->second;
+}
+
 void RedisResultBackend::forget(std::string_view task_id) {
   check_open();
+  {
+    std::lock_guard lk(mu_);
+    published_.erase(std::string(task_id));
+  }
   try {
     pool_.run([&](Connection& c) { return c.command({"DEL", meta_key(task_id)}); });
   } catch (...) {

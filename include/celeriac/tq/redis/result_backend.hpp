@@ -3,7 +3,9 @@
 
 #include <atomic>
 #include <condition_variable>
+#include <deque>
 #include <map>
+#include <unordered_map>
 #include <mutex>
 #include <thread>
 
@@ -43,6 +45,8 @@ class RedisResultBackend final : public tq::ResultBackend {
   void check_open() const;
   void ensure_listener();
   void listen();
+  void remember_published(const std::string& id, const std::string& data);
+  std::optional<std::string> published(std::string_view id);
   tq::Url url_;
   std::chrono::seconds expires_{86400};
   ConnectionPool pool_;
@@ -54,6 +58,11 @@ class RedisResultBackend final : public tq::ResultBackend {
   std::uint64_t reconnects_ = 0;                  // subscriber reconnections
   std::map<std::string, int> waiting_;            // task id -> number of waiters
   std::map<std::string, std::string> delivered_;  // task id -> latest published meta
+  // Ready metas seen on the subscription (the exact stored text), so get()
+  // and get_many() of a just-finished task need no round trip. Bounded;
+  // cleared when the subscriber reconnects (messages may have been missed).
+  std::unordered_map<std::string, std::string> published_;
+  std::deque<std::string> published_order_;
   std::optional<Subscriber> sub_;
   std::thread listener_;
   bool stop_ = false;
