@@ -261,7 +261,7 @@ bool ThreadPool::sleep(detail::Worker* w) noexcept {
     return false;
   };
   for (;;) {
-    std::atomic_thread_fence(std::memory_order_seq_cst);
+    sync::detail::seq_cst_fence();
     const std::uint64_t g = gate_.load(std::memory_order_seq_cst);
     const bool closing = (g & kClosedMask) != 0;
     if (has_work() || (closing && g < kInFlight)) return leave_idle();

@@ -176,7 +176,7 @@ class ThreadPool {
 
   /// Wakes a sleeping worker unless one is already looking for work.
   void notify() noexcept {
-    std::atomic_thread_fence(std::memory_order_seq_cst);
+    sync::detail::seq_cst_fence();
     if (sleeping_.load(std::memory_order_relaxed) != 0 &&
         spinning_.load(std::memory_order_relaxed) == 0)
       wake_one();

@@ -9,6 +9,8 @@
 #include <memory>
 #include <vector>
 
+#include "celeriac/sync/detail/futex.hpp"
+
 namespace celeriac::exec::detail {
 
 template <class T>
@@ -47,7 +49,7 @@ class WorkDeque {
     const std::int64_t b = bottom_.load(std::memory_order_relaxed) - 1;
     Array* a = array_.load(std::memory_order_relaxed);
     bottom_.store(b, std::memory_order_relaxed);
-    std::atomic_thread_fence(std::memory_order_seq_cst);
+    sync::detail::seq_cst_fence();
     std::int64_t t = top_.load(std::memory_order_relaxed);
     if (t > b) {
       bottom_.store(b + 1, std::memory_order_relaxed);
@@ -67,7 +69,7 @@ class WorkDeque {
   /// Any thread: the oldest element, or null (empty or lost a race).
   T steal() noexcept {
     std::int64_t t = top_.load(std::memory_order_acquire);
-    std::atomic_thread_fence(std::memory_order_seq_cst);
+    sync::detail::seq_cst_fence();
     const std::int64_t b = bottom_.load(std::memory_order_acquire);
     if (t >= b) return nullptr;
     Array* a = array_.load(std::memory_order_acquire);
