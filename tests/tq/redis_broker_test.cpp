@@ -317,7 +317,7 @@ TEST(RedisBroker, UnreachableServerIsABrokerErrorNamingIt) {
 TEST(RedisBroker, SurvivesAServerRestartWithoutLosingHeldMessages) {
   RedisServer server(RedisServer::Options{true, ""});
   r::RedisBroker b(tq::Url::parse(server.url()));
-  for (int i = 0; i < 10; ++i) b.publish("celery", 0, task("m" + std::to_string(i)));
+  for (int i = 0; i < 10; ++i) b.publish("celery", 0, task(std::string("m").append(std::to_string(i))));
   auto first = b.reserve(queues({"celery"}), 4, 2s);
   ASSERT_EQ(first.size(), 4u);
   server.kill_hard();
@@ -382,7 +382,7 @@ TEST(RedisBroker, AcksTravelWithTheNextReserveOrAfterTheDelay) {
 TEST(RedisBroker, AReserveWhoseReplyTimesOutLosesNothing) {
   RedisServer server;
   r::RedisBroker b(tq::Url::parse(server.url()));
-  for (int i = 0; i < 5; ++i) b.publish("celery", 0, task("r" + std::to_string(i)));
+  for (int i = 0; i < 5; ++i) b.publish("celery", 0, task(std::string("r").append(std::to_string(i))));
   // A client paused mid-reply is what a killed server looks like to reserve():
   // CLIENT PAUSE holds the reply past the io timeout, the script has run.
   r::BrokerOptions o;
