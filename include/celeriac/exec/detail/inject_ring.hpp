@@ -21,9 +21,9 @@ inline constexpr std::size_t kSlotStorage = 48;
 
 /// Whether F can live in a ring slot.
 template <class F>
-inline constexpr bool fits_in_slot = sizeof(F) <= kSlotStorage &&
-                                     alignof(F) <= alignof(std::max_align_t) &&
-                                     std::is_nothrow_move_constructible_v<F>;
+inline constexpr bool fits_in_slot =
+    sizeof(F) <= kSlotStorage &&
+    alignof(F) <= alignof(std::max_align_t) && std::is_nothrow_move_constructible_v<F>;
 
 struct alignas(64) RingSlot {
   using Fn = void (*)(void* storage, TaskOp, const std::exception_ptr*) noexcept;
@@ -55,8 +55,7 @@ inline void slot_task_fn(void* storage, TaskOp op, const std::exception_ptr* e) 
 
 class InjectRing {
  public:
-  explicit InjectRing(std::size_t capacity)
-      : mask_(capacity - 1), slots_(new RingSlot[capacity]) {
+  explicit InjectRing(std::size_t capacity) : mask_(capacity - 1), slots_(new RingSlot[capacity]) {
     for (std::size_t i = 0; i < capacity; ++i) slots_[i].seq.store(i, std::memory_order_relaxed);
   }
 
@@ -64,20 +63,9 @@ class InjectRing {
   template <class F, class... Args>
   bool try_emplace(Args&&... args) noexcept {
     static_assert(fits_in_slot<F>);
-    std::size_t pos = enq_.load(std::memory_order_relaxed);
-    RingSlot* s;
-    for (;;) {
-      s = &slots_[pos & mask_];
-      const std::size_t seq = s->seq.load(std::memory_order_acquire);
-      const auto diff = static_cast<std::intptr_t>(seq) - static_cast<std::intptr_t>(pos);
-      if (diff == 0) {
-        if (enq_.compare_exchange_weak(pos, pos + 1, std::memory_order_relaxed)) break;
-      } else if (diff < 0) {
-        return false;
-      } else {
-        pos = enq_.load(std::memory_order_relaxed);
-      }
-    }
+    std::size_t pos;
+    RingSlot* s = claim(enq_, 0, pos);
+    if (!s) return false;
     ::new (static_cast<void*>(s->storage)) F(std::forward<Args>(args)...);
     s->fn = &slot_post_fn<F>;
     s->seq.store(pos + 1, std::memory_order_release);
@@ -85,20 +73,9 @@ class InjectRing {
   }
 
   bool try_push_task(Task* t) noexcept {
-    std::size_t pos = enq_.load(std::memory_order_relaxed);
-    RingSlot* s;
-    for (;;) {
-      s = &slots_[pos & mask_];
-      const std::size_t seq = s->seq.load(std::memory_order_acquire);
-      const auto diff = static_cast<std::intptr_t>(seq) - static_cast<std::intptr_t>(pos);
-      if (diff == 0) {
-        if (enq_.compare_exchange_weak(pos, pos + 1, std::memory_order_relaxed)) break;
-      } else if (diff < 0) {
-        return false;
-      } else {
-        pos = enq_.load(std::memory_order_relaxed);
-      }
-    }
+    std::size_t pos;
+    RingSlot* s = claim(enq_, 0, pos);
+    if (!s) return false;
     ::new (static_cast<void*>(s->storage)) Task*(t);
     s->fn = &slot_task_fn;
     s->seq.store(pos + 1, std::memory_order_release);
@@ -109,20 +86,9 @@ class InjectRing {
   /// entry in place (running it for kRun); false when empty.
   template <class Claimed>
   bool try_consume(Claimed&& claimed, TaskOp op, const std::exception_ptr* e) noexcept {
-    std::size_t pos = deq_.load(std::memory_order_relaxed);
-    RingSlot* s;
-    for (;;) {
-      s = &slots_[pos & mask_];
-      const std::size_t seq = s->seq.load(std::memory_order_acquire);
-      const auto diff = static_cast<std::intptr_t>(seq) - static_cast<std::intptr_t>(pos + 1);
-      if (diff == 0) {
-        if (deq_.compare_exchange_weak(pos, pos + 1, std::memory_order_relaxed)) break;
-      } else if (diff < 0) {
-        return false;
-      } else {
-        pos = deq_.load(std::memory_order_relaxed);
-      }
-    }
+    std::size_t pos;
+    RingSlot* s = claim(deq_, 1, pos);
+    if (!s) return false;
     claimed();
     s->fn(s->storage, op, e);
     s->seq.store(pos + mask_ + 1, std::memory_order_release);
@@ -134,6 +100,26 @@ class InjectRing {
   }
 
  private:
+  // Claims the slot at `cursor` (Vyukov's bounded MPMC queue): a slot is
+  // free for the enqueuer at pos when its seq == pos, and full for the
+  // dequeuer when seq == pos + 1 (`lag`). Null when the ring is full (or
+  // empty); otherwise `pos` is the claimed position.
+  RingSlot* claim(std::atomic<std::size_t>& cursor, std::size_t lag, std::size_t& pos) noexcept {
+    pos = cursor.load(std::memory_order_relaxed);
+    for (;;) {
+      RingSlot* s = &slots_[pos & mask_];
+      const std::size_t seq = s->seq.load(std::memory_order_acquire);
+      const auto diff = static_cast<std::intptr_t>(seq) - static_cast<std::intptr_t>(pos + lag);
+      if (diff == 0) {
+        if (cursor.compare_exchange_weak(pos, pos + 1, std::memory_order_relaxed)) return s;
+      } else if (diff < 0) {
+        return nullptr;
+      } else {
+        pos = cursor.load(std::memory_order_relaxed);
+      }
+    }
+  }
+
   const std::size_t mask_;
   std::unique_ptr<RingSlot[]> slots_;
   alignas(64) std::atomic<std::size_t> enq_{0};
