@@ -42,7 +42,9 @@ struct Result {
   double bytes_per_task = 0;
 };
 
-double since(Clock::time_point t0) { return std::chrono::duration<double>(Clock::now() - t0).count(); }
+double since(Clock::time_point t0) {
+  return std::chrono::duration<double>(Clock::now() - t0).count();
+}
 
 long rss_bytes() {
   long pages = 0, resident = 0;
@@ -85,8 +87,8 @@ Result in_child(F fn) {
 
 Result python(const char* flavour, const char* scenario, int n) {
   std::string cmd = std::string("/usr/bin/python3 ") + CELERIAC_SOURCE_DIR +
-                    "/bench/aio/bench_aio_core.py " + flavour + " " + scenario + " " + std::to_string(n) +
-                    " 2>/dev/null";
+                    "/bench/aio/bench_aio_core.py " + flavour + " " + scenario + " " +
+                    std::to_string(n) + " 2>/dev/null";
   Result r;
   if (FILE* p = ::popen(cmd.c_str(), "r")) {
     if (std::fscanf(p, "%lf %lf", &r.seconds, &r.bytes_per_task) == 2) r.ok = true;
@@ -120,7 +122,9 @@ Result cel_sleep(int n) {
   return r;
 }
 
-aio::Task<void> cel_noop() { co_return; }
+aio::Task<void> cel_noop() {
+  co_return;
+}
 
 Result cel_spawn(int n) {
   Result r;
@@ -174,14 +178,17 @@ Result asio_sleep(int n) {
   int left = n;
   auto t0 = Clock::now();
   long before = rss_bytes();
-  for (int i = 0; i < n; ++i) asio::co_spawn(ctx, asio_sleeper(delays[static_cast<std::size_t>(i)], &left), asio::detached);
+  for (int i = 0; i < n; ++i)
+    asio::co_spawn(ctx, asio_sleeper(delays[static_cast<std::size_t>(i)], &left), asio::detached);
   asio::post(ctx, [&] { r.bytes_per_task = static_cast<double>(rss_bytes() - before) / n; });
   ctx.run();
   r.seconds = since(t0);
   return r;
 }
 
-asio::awaitable<void> asio_noop() { co_return; }
+asio::awaitable<void> asio_noop() {
+  co_return;
+}
 
 Result asio_spawn(int n) {
   Result r;
@@ -339,7 +346,8 @@ int main(int argc, char** argv) {
   const int py_spawn = n_spawn / 10;
   const int py_post = n_post / 10;
 
-  std::printf("bench_aio_core%s (machine shared and loaded: figures are noisy)\n", quick ? " --quick" : "");
+  std::printf("bench_aio_core%s (machine shared and loaded: figures are noisy)\n",
+              quick ? " --quick" : "");
 
   // (b)
   std::printf("(b) %d tasks sleeping a random 0-1000 ms\n", n_sleep);
@@ -402,13 +410,15 @@ int main(int argc, char** argv) {
   std::printf("\n(c) create-task-and-await  ns/task   peer/celeriac (higher = celeriac faster)\n");
   for (auto& row : c) {
     if (!row.r.ok) continue;
-    std::printf("    %-10s %14.1f %10.1fx\n", row.name.c_str(), row.r.seconds, row.r.seconds / c[0].r.seconds);
+    std::printf("    %-10s %14.1f %10.1fx\n", row.name.c_str(), row.r.seconds,
+                row.r.seconds / c[0].r.seconds);
   }
   std::printf("    target: <= 50 ns per task\n");
   std::printf("\n(d) cross-thread posts     M/s      celeriac/peer\n");
   for (auto& row : d) {
     if (!row.r.ok) continue;
-    std::printf("    %-10s %14.2f %10.1fx\n", row.name.c_str(), row.r.seconds / 1e6, d[0].r.seconds / row.r.seconds);
+    std::printf("    %-10s %14.2f %10.1fx\n", row.name.c_str(), row.r.seconds / 1e6,
+                d[0].r.seconds / row.r.seconds);
   }
   std::printf("    target: >= 10 M/s\n");
   return 0;

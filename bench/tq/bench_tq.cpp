@@ -24,8 +24,8 @@
 #include <thread>
 #include <vector>
 
-#include <nlohmann/json.hpp>
 #include <spdlog/spdlog.h>
+#include <nlohmann/json.hpp>
 
 #include "celeriac/tq/app.hpp"
 #include "celeriac/tq/worker.hpp"
@@ -62,7 +62,8 @@ std::string fmtd(const char* f, double v) {
 void register_noops(tq::App& app) {
   tq::TaskOptions no_result;
   no_result.ignore_result = true;
-  app.task("tasks.noop", {}, [] {}, no_result);
+  app.task(
+      "tasks.noop", {}, [] {}, no_result);
   app.task("tasks.noop_result", {}, [] {});
 }
 
@@ -151,8 +152,10 @@ int idle_worker(const std::string& url) {
 
 Json run_celery_client(const std::string& url, const std::string& mode, int n) {
   auto script = std::string(CELERIAC_SOURCE_DIR) + "/bench/tq/celery_bench.py";
-  auto r = test::run_program({"/usr/bin/python3", script, mode, std::to_string(n)}, 170s, test::celery_env(url));
-  if (r.exit_code != 0) throw std::runtime_error("celery_bench.py " + mode + " failed:\n" + r.output);
+  auto r = test::run_program({"/usr/bin/python3", script, mode, std::to_string(n)}, 170s,
+                             test::celery_env(url));
+  if (r.exit_code != 0)
+    throw std::runtime_error("celery_bench.py " + mode + " failed:\n" + r.output);
   auto end = r.output.find_last_not_of('\n');
   auto start = r.output.rfind('\n', end);
   return Json::parse(r.output.substr(start == std::string::npos ? 0 : start + 1));
@@ -166,13 +169,15 @@ struct Row {
 };
 
 void print_table(const std::vector<Row>& rows) {
-  std::printf("\n%-58s %14s %14s %9s  %s\n", "measurement", "celeriac", "Celery 5.2", "ratio", "target");
+  std::printf("\n%-58s %14s %14s %9s  %s\n", "measurement", "celeriac", "Celery 5.2", "ratio",
+              "target");
   for (auto& r : rows) {
     std::string py = r.has_py ? fmtd("%.2f", r.py) : "-";
     std::string ratio = "-";
-    if (r.has_py && r.py > 0 && r.cpp > 0) ratio = fmtd("%.1fx", r.higher_is_better ? r.cpp / r.py : r.py / r.cpp);
-    std::printf("%-58s %14.2f %14s %9s  %s\n", (r.name + " (" + r.unit + ")").c_str(), r.cpp, py.c_str(),
-                ratio.c_str(), r.target.c_str());
+    if (r.has_py && r.py > 0 && r.cpp > 0)
+      ratio = fmtd("%.1fx", r.higher_is_better ? r.cpp / r.py : r.py / r.cpp);
+    std::printf("%-58s %14.2f %14s %9s  %s\n", (r.name + " (" + r.unit + ")").c_str(), r.cpp,
+                py.c_str(), ratio.c_str(), r.target.c_str());
   }
   std::printf("(ratio: how many times better celeriac is)\n");
 }
@@ -205,7 +210,8 @@ int main(int argc, char** argv) {
   rows[3] = {"(c) delay().get() round trip p99", "ms", "<= 2"};
   rows[4] = {"(e) idle worker resident memory", "MiB", "-"};
   rows[2].higher_is_better = rows[3].higher_is_better = rows[4].higher_is_better = false;
-  Row sqlite_row{"(d) SQLite broker, " + std::to_string(n.sqlite) + " tasks, ignore_result", "tasks/s", ">= 20000"};
+  Row sqlite_row{"(d) SQLite broker, " + std::to_string(n.sqlite) + " tasks, ignore_result",
+                 "tasks/s", ">= 20000"};
   sqlite_row.has_py = false;
 
   {
@@ -221,7 +227,8 @@ int main(int argc, char** argv) {
     progress("(b) celeriac: " + fmtd("%.0f tasks/s", rows[1].cpp));
     progress("(c) celeriac: " + std::to_string(n.rtt) + " sequential round trips");
     std::tie(rows[2].cpp, rows[3].cpp) = run_rtt(app, n.rtt);
-    progress("(c) celeriac: p50 " + fmtd("%.3f ms", rows[2].cpp) + ", p99 " + fmtd("%.3f ms", rows[3].cpp));
+    progress("(c) celeriac: p50 " + fmtd("%.3f ms", rows[2].cpp) + ", p99 " +
+             fmtd("%.3f ms", rows[3].cpp));
     w.stop();
     w.wait(30s);
   }
@@ -241,7 +248,8 @@ int main(int argc, char** argv) {
   {
     test::TempDir dir("celeriac-bench");
     test::ChildProcess idle({"/proc/self/exe", "--idle-worker", url}, dir.path() / "idle.log");
-    if (!idle.wait_for_log("idle worker ready", 30s)) throw std::runtime_error("idle worker: " + idle.log());
+    if (!idle.wait_for_log("idle worker ready", 30s))
+      throw std::runtime_error("idle worker: " + idle.log());
     std::this_thread::sleep_for(2s);
     rows[4].cpp = static_cast<double>(rss_kib(idle.pid())) / 1024.0;
     progress("(e) celeriac idle worker: " + fmtd("%.1f MiB", rows[4].cpp));
@@ -261,14 +269,16 @@ int main(int argc, char** argv) {
     auto rtt = run_celery_client(url, "rtt", n.py_rtt);
     rows[2].py = rtt["p50_ms"].get<double>();
     rows[3].py = rtt["p99_ms"].get<double>();
-    progress("(c) Celery: p50 " + fmtd("%.3f ms", rows[2].py) + ", p99 " + fmtd("%.3f ms", rows[3].py));
+    progress("(c) Celery: p50 " + fmtd("%.3f ms", rows[2].py) + ", p99 " +
+             fmtd("%.3f ms", rows[3].py));
     py.stop();
   } else {
     for (auto& r : rows) r.has_py = false;
   }
   rows.insert(rows.begin() + 4, sqlite_row);
   print_table(rows);
-  std::printf("Celery side: %d / %d / %d tasks (fewer: it is slower; rates compare). Total %.0f s.\n", n.py_ignore,
-              n.py_results, n.py_rtt, seconds_since(t_start));
+  std::printf(
+      "Celery side: %d / %d / %d tasks (fewer: it is slower; rates compare). Total %.0f s.\n",
+      n.py_ignore, n.py_results, n.py_rtt, seconds_since(t_start));
   return 0;
 }

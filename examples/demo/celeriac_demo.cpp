@@ -239,7 +239,8 @@ int run(const Settings& s, const std::string& program) {
     }
   }
   if (!dir.empty()) std::filesystem::remove_all(dir);
-  if (code == 0) print_redis_hint(program);  // the demo's ctest looks for it: printed only on success
+  if (code == 0)
+    print_redis_hint(program);  // the demo's ctest looks for it: printed only on success
   return code;
 }
 

@@ -34,10 +34,10 @@ struct SubprocessOptions {
   Stdio stdout_ = Stdio::inherit;
   Stdio stderr_ = Stdio::inherit;
   std::optional<std::vector<std::string>> env;  ///< "KEY=VALUE"; nullopt: ours
-  std::string cwd;                               ///< empty: ours
-  bool new_process_group = false;                ///< process_group=0
-  bool start_new_session = false;                ///< setsid()
-  StreamOptions stream;                          ///< for the pipes
+  std::string cwd;                              ///< empty: ours
+  bool new_process_group = false;               ///< process_group=0
+  bool start_new_session = false;               ///< setsid()
+  StreamOptions stream;                         ///< for the pipes
 };
 
 /// What communicate() collected.

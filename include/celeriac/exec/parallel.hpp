@@ -47,9 +47,8 @@ void parallel_for_rec(ThreadPool& pool, I lo, I hi, std::size_t grain, int depth
 }
 
 template <class It, class T, class Map, class Reduce>
-T parallel_reduce_rec(ThreadPool& pool, It first, std::size_t lo, std::size_t hi,
-                      std::size_t grain, int depth, const T& identity, const Map& map,
-                      const Reduce& reduce) {
+T parallel_reduce_rec(ThreadPool& pool, It first, std::size_t lo, std::size_t hi, std::size_t grain,
+                      int depth, const T& identity, const Map& map, const Reduce& reduce) {
   if (hi - lo <= grain || depth <= 0) {
     T acc = identity;
     for (std::size_t i = lo; i < hi; ++i) acc = reduce(std::move(acc), map(first[i]));
@@ -94,8 +93,8 @@ void parallel_for(ThreadPool& pool, I first, I last, F&& fn, std::size_t grain =
 /// As above on any executor: the range is cut into pieces of `grain`
 /// indices (0: 64 pieces at most) posted to `executor`; blocks until done.
 template <Executor E, std::integral I, class F>
-  requires(!std::same_as<E, ThreadPool>)
-void parallel_for(E& executor, I first, I last, F&& fn, std::size_t grain = 0) {
+requires(!std::same_as<E, ThreadPool>) void parallel_for(E& executor, I first, I last, F&& fn,
+                                                         std::size_t grain = 0) {
   if (!(first < last)) return;
   const auto n = static_cast<std::size_t>(last - first);
   if (grain == 0) grain = std::max<std::size_t>(1, (n + 63) / 64);
@@ -151,7 +150,7 @@ void parallel_for(E& executor, I first, I last, F&& fn, std::size_t grain = 0) {
 
 /// Calls fn(element) for every element of a random-access range, in parallel.
 template <class Pool, std::ranges::random_access_range Range, class F>
-  requires std::ranges::sized_range<Range>
+requires std::ranges::sized_range<Range>
 void parallel_for_each(Pool& pool, Range&& range, F&& fn, std::size_t grain = 0) {
   auto first = std::ranges::begin(range);
   parallel_for(
@@ -165,9 +164,9 @@ void parallel_for_each(Pool& pool, Range&& range, F&& fn, std::size_t grain = 0)
 /// commutative). Pieces are never smaller than `grain` elements (0:
 /// adaptive). The first exception is rethrown here.
 template <std::ranges::random_access_range Range, class T, class Map, class Reduce>
-  requires std::ranges::sized_range<Range>
-T parallel_reduce(ThreadPool& pool, Range&& range, T identity, Map map, Reduce reduce,
-                  std::size_t grain = 0) {
+requires std::ranges::sized_range<Range> T parallel_reduce(ThreadPool& pool, Range&& range,
+                                                           T identity, Map map, Reduce reduce,
+                                                           std::size_t grain = 0) {
   const auto n = static_cast<std::size_t>(std::ranges::size(range));
   if (n == 0) return identity;
   auto first = std::ranges::begin(range);

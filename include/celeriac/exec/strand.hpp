@@ -50,15 +50,14 @@ class Strand {
     Future<R> future(state);
     post([state, f = std::decay_t<F>(std::forward<F>(fn)),
           ... a = std::decay_t<Args>(std::forward<Args>(args))]() mutable {
-      if (detail::start_running(*state)) futures::detail::fulfil(*state, std::move(f), std::move(a)...);
+      if (detail::start_running(*state))
+        futures::detail::fulfil(*state, std::move(f), std::move(a)...);
     });
     return future;
   }
 
   /// Whether the calling thread is running a callable of this strand.
-  bool running_in_this_thread() const noexcept {
-    return detail::tl_current_strand == impl_.get();
-  }
+  bool running_in_this_thread() const noexcept { return detail::tl_current_strand == impl_.get(); }
   /// The executor the strand runs on.
   E& executor() const noexcept { return impl_->ex; }
 

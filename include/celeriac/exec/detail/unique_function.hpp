@@ -18,8 +18,9 @@ class UniqueFunction {
   };
 
   template <class F>
-  static constexpr bool kSmall = sizeof(F) <= kInline && alignof(F) <= alignof(std::max_align_t) &&
-                                 std::is_nothrow_move_constructible_v<F>;
+  static constexpr bool kSmall =
+      sizeof(F) <= kInline &&
+      alignof(F) <= alignof(std::max_align_t) && std::is_nothrow_move_constructible_v<F>;
 
   template <class F>
   static constexpr Ops kSmallOps = {
