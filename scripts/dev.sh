@@ -10,6 +10,8 @@ set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
 jobs=$(nproc)
+# ccache (if installed) shares objects between build trees and checkouts.
+export CCACHE_BASEDIR="$root" CCACHE_NOHASHDIR=1
 
 build() {  # build PRESET [TARGET...]
   local preset=$1; shift
