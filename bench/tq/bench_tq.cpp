@@ -6,13 +6,17 @@
 //   (c) sequential delay().get() round trips                   p50 / p99
 //   (d) the SQLite broker (durable, embedded), as (a)          tasks/s
 //   (e) resident memory of an idle worker                      MiB
+//   drain: N envelopes preloaded by raw LPUSH (untimed), then the worker
+//          drains them, without and with results                tasks/s
+//          (timed from the first message leaving the list to the last
+//          task done, for both workers alike)
 //
 // Both sides run the same no-op task ("tasks.noop" / "tasks.noop_result" of
 // tests/tq/python/celeriac_test_tasks.py). Celery runs its solo pool, the
 // C++ worker its default threads pool; each client runs beside its worker.
 // Celery's side does fewer tasks (it is ~50x slower); rates are comparable.
 //
-// usage: bench_tq [--quick] [--no-celery]
+// usage: bench_tq [--quick] [--no-celery] [--drain-only]
 #include <unistd.h>
 
 #include <algorithm>
@@ -28,6 +32,7 @@
 #include <nlohmann/json.hpp>
 
 #include "celeriac/tq/app.hpp"
+#include "celeriac/tq/redis/connection.hpp"
 #include "celeriac/tq/worker.hpp"
 #include "support/celery_process.hpp"
 #include "support/redis_server.hpp"
@@ -43,6 +48,7 @@ namespace {
 struct Sizes {
   int ignore = 20000, results = 5000, rtt = 500, sqlite = 20000;
   int py_ignore = 4000, py_results = 1500, py_rtt = 200;
+  int drain = 100000, py_drain = 5000;
 };
 
 double seconds_since(SteadyClock::time_point t0) {
@@ -161,6 +167,73 @@ Json run_celery_client(const std::string& url, const std::string& mode, int n) {
   return Json::parse(r.output.substr(start == std::string::npos ? 0 : start + 1));
 }
 
+// ---- drain ----
+
+// LPUSHes `n` protocol-2 envelopes of `task` (pipelined, untimed) into the
+// default queue; returns the id of the last one the worker will take.
+std::string preload(const std::string& url, const std::string& task, int n, bool ignore_result) {
+  auto c = tq::redis::Connection::connect(url);
+  tq::App app(url, url);  // only to build messages
+  tq::CallOptions o;
+  o.ignore_result = ignore_result;
+  std::string last;
+  constexpr int kBatch = 1000;
+  for (int sent = 0; sent < n; sent += kBatch) {
+    tq::redis::Pipeline p;
+    for (int i = sent; i < std::min(n, sent + kBatch); ++i) {
+      tq::TaskMessage m = app.build_message(task, Json::array(), Json::object(), o);
+      if (i == n - 1) last = m.id;
+      p.add({"LPUSH", "celery", tq::encode(m)});
+    }
+    c.execute(p);
+  }
+  return last;
+}
+
+long long redis_int(tq::redis::Connection& c, std::initializer_list<std::string_view> cmd) {
+  return c.command(cmd).integer();
+}
+
+// Waits (polling every 0.2 ms) for the first message to leave the list;
+// returns that moment.
+SteadyClock::time_point first_taken(tq::redis::Connection& c, int n) {
+  for (;;) {
+    if (redis_int(c, {"LLEN", "celery"}) < n) return SteadyClock::now();
+    std::this_thread::sleep_for(200us);
+  }
+}
+
+// Drains `n` preloaded tasks with a worker started by `start`; `done`
+// says when all are done. Returns tasks/s.
+template <class Start, class Done>
+double drain_rate(const std::string& url, const std::string& task, int n, bool ignore_result, Start start,
+                  Done done, const char* what) {
+  auto c = tq::redis::Connection::connect(url);
+  c.command({"FLUSHDB"});
+  std::string last = preload(url, task, n, ignore_result);
+  progress(std::string(what) + ": " + std::to_string(n) + " messages preloaded");
+  auto keep_alive = start();
+  auto t0 = first_taken(c, n);
+  auto last_print = SteadyClock::now();
+  while (!done(c, last)) {
+    if (SteadyClock::now() - last_print > 1s) {
+      progress(std::string(what) + ": " + std::to_string(redis_int(c, {"LLEN", "celery"})) + " left in the list");
+      last_print = SteadyClock::now();
+    }
+    std::this_thread::sleep_for(200us);
+  }
+  double rate = n / seconds_since(t0);
+  progress(std::string(what) + ": " + fmtd("%.0f tasks/s", rate));
+  return rate;
+}
+
+// Done when the list and unacked are empty and (with results) the last
+// task's result exists.
+bool queue_done(tq::redis::Connection& c, const std::string& last, bool results) {
+  if (redis_int(c, {"LLEN", "celery"}) != 0 || redis_int(c, {"HLEN", "unacked"}) != 0) return false;
+  return !results || redis_int(c, {"EXISTS", "celery-task-meta-" + last}) == 1;
+}
+
 struct Row {
   std::string name, unit, target;
   double cpp = 0, py = 0;
@@ -188,13 +261,16 @@ int main(int argc, char** argv) {
   if (argc == 3 && std::strcmp(argv[1], "--idle-worker") == 0) return idle_worker(argv[2]);
   Sizes n;
   bool celery = true;
+  bool drain_only = false;
   for (int i = 1; i < argc; ++i) {
     if (std::strcmp(argv[i], "--quick") == 0) {
-      n = Sizes{2000, 500, 100, 2000, 500, 200, 50};
+      n = Sizes{2000, 500, 100, 2000, 500, 200, 50, 10000, 1000};
     } else if (std::strcmp(argv[i], "--no-celery") == 0) {
       celery = false;
+    } else if (std::strcmp(argv[i], "--drain-only") == 0) {
+      drain_only = true;
     } else {
-      std::cerr << "usage: bench_tq [--quick] [--no-celery]\n";
+      std::cerr << "usage: bench_tq [--quick] [--no-celery] [--drain-only]\n";
       return 2;
     }
   }
@@ -213,6 +289,39 @@ int main(int argc, char** argv) {
   Row sqlite_row{"(d) SQLite broker, " + std::to_string(n.sqlite) + " tasks, ignore_result",
                  "tasks/s", ">= 20000"};
   sqlite_row.has_py = false;
+
+  std::vector<Row> drain_rows(2);
+  drain_rows[0] = {"drain " + std::to_string(n.drain) + " preloaded, ignore_result", "tasks/s", ">= 50000, >= 40x"};
+  drain_rows[1] = {"drain " + std::to_string(n.drain) + " preloaded, with results", "tasks/s", ">= 25000, >= 30x"};
+  for (int with_results = 0; with_results < 2; ++with_results) {
+    const char* task = with_results ? "tasks.noop_result" : "tasks.noop";
+    drain_rows[with_results].cpp = drain_rate(
+        url, task, n.drain, !with_results,
+        [&] {
+          auto app = std::make_shared<tq::App>(url, url);
+          register_noops(*app);
+          auto w = std::make_shared<tq::Worker>(*app, worker_options());
+          w->start();
+          return std::make_pair(app, w);
+        },
+        [&](tq::redis::Connection& c, const std::string& last) { return queue_done(c, last, with_results); },
+        with_results ? "drain celeriac, results" : "drain celeriac, ignore_result");
+    if (celery) {
+      drain_rows[with_results].py = drain_rate(
+          url, task, n.py_drain, !with_results,
+          [&] { return std::make_shared<test::CeleryWorker>(url, test::CeleryWorker::Options{}); },
+          [&](tq::redis::Connection& c, const std::string& last) { return queue_done(c, last, with_results); },
+          with_results ? "drain Celery, results" : "drain Celery, ignore_result");
+    } else {
+      drain_rows[with_results].has_py = false;
+    }
+  }
+  auto c = tq::redis::Connection::connect(url);
+  c.command({"FLUSHDB"});
+  if (drain_only) {
+    print_table(drain_rows);
+    return 0;
+  }
 
   {
     tq::App app(url, url);
@@ -276,6 +385,7 @@ int main(int argc, char** argv) {
     for (auto& r : rows) r.has_py = false;
   }
   rows.insert(rows.begin() + 4, sqlite_row);
+  rows.insert(rows.begin(), drain_rows.begin(), drain_rows.end());
   print_table(rows);
   std::printf(
       "Celery side: %d / %d / %d tasks (fewer: it is slower; rates compare). Total %.0f s.\n",

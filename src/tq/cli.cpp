@@ -152,6 +152,7 @@ int App::main(int argc, char** argv, const MainOptions& options) {
   WorkerOptions wopts;
   std::vector<std::string> wqueues;
   CLI::App* worker = nullptr;
+  long long visibility_timeout = 0;
   CLI::App* no_worker = nullptr;  // the generic program explains where workers come from
   if (!options.with_worker) {
     no_worker = cli.add_subcommand("worker", "(not in this program: run `worker` from your app's binary)");
@@ -174,6 +175,10 @@ int App::main(int argc, char** argv, const MainOptions& options) {
     worker->add_option("--max-tasks-per-child", wopts.max_tasks_per_child,
                        "processes pool: replace a child after this many tasks (default: never)");
     worker->add_option("--max-message-size", wopts.max_message_size, "largest accepted envelope (bytes)");
+    worker->add_option("--visibility-timeout", visibility_timeout,
+                       "seconds before a reserved, unacknowledged message of a dead worker is delivered again "
+                       "(default: the broker URL's ?visibility_timeout=, else 3600)")
+        ->check(CLI::Range(1, 365 * 86400));
   }
 
   // call
@@ -248,6 +253,7 @@ int App::main(int argc, char** argv, const MainOptions& options) {
     set_urls(broker_url, backend_url);
     if (worker && worker->parsed()) {
       wopts.queues = split_queues(wqueues);
+      wopts.visibility_timeout = std::chrono::seconds(visibility_timeout);
       return run_worker(*this, wopts);
     }
     if (no_worker && no_worker->parsed()) throw ConfigError(no_worker_text);

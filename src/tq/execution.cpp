@@ -3,6 +3,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <limits>
 #include <random>
 
 #include "celeriac/aio/future_await.hpp"
@@ -136,7 +137,8 @@ std::string run_in_child(std::string envelope, std::string hostname) {
         "the processes pool's children do not know the app: the fork server was started before the "
         "worker (call celeriac::mp::init() only after registering the tasks, or let the worker "
         "start it)");
-  TaskMessage m = decode(envelope);
+  // The parent checked the size limit when it decoded the same bytes.
+  TaskMessage m = decode(envelope, DecodeOptions{std::numeric_limits<std::size_t>::max()});
   const TaskDef* def = child_app->find_task(m.task);
   if (!def) {
     Outcome o;
@@ -174,6 +176,11 @@ Outcome lost_child(std::exception_ptr e, std::optional<std::chrono::milliseconds
 
 }  // namespace
 
+std::optional<std::chrono::milliseconds> time_limit_of(const TaskMessage& m) {
+  if (!m.time_limit || *m.time_limit <= 0) return std::nullopt;
+  return std::chrono::milliseconds(static_cast<std::int64_t>(*m.time_limit * 1000.0));
+}
+
 void prepare_process_pool(App& app) {
   child_app = &app;
   mp::init();
@@ -195,13 +202,12 @@ ProcessRunner::ProcessRunner(App& app, std::size_t workers, std::size_t max_task
 
 ProcessRunner::~ProcessRunner() = default;
 
-Outcome ProcessRunner::run(const TaskMessage& m, const std::string& hostname,
+Outcome ProcessRunner::run(const std::string& envelope, const std::string& hostname,
                            std::optional<std::chrono::milliseconds> time_limit) {
   mp::TaskOptions o;
   if (time_limit) o.timeout = *time_limit;
   try {
-    return outcome_from_wire(
-        impl_->pool.submit_with(o, &run_in_child, encode(m), hostname).result());
+    return outcome_from_wire(impl_->pool.submit_with(o, &run_in_child, envelope, hostname).result());
   } catch (...) {
     return lost_child(std::current_exception(), time_limit);
   }

@@ -10,15 +10,16 @@
 #include <unordered_map>
 
 #include "celeriac/tq/broker.hpp"
+#include "celeriac/tq/message.hpp"
 #include "celeriac/tq/errors.hpp"
 #include "celeriac/tq/result_backend.hpp"
 
 namespace celeriac::tq::detail {
+
+std::chrono::seconds expires_param(const Url& url);
+
 namespace {
 
-double unix_now() {
-  return std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
-}
 
 int step_index(int priority) {
   return priority_step(priority) / 3;
@@ -171,6 +172,18 @@ class MemoryBroker final : public Broker {
       }
     }
     s_->cv.notify_all();
+    return n;
+  }
+
+  std::size_t renew_reservations() override {
+    std::size_t n = 0;
+    auto now = std::chrono::steady_clock::now();
+    std::lock_guard lock(s_->mu);
+    for (auto& [tag, r] : s_->reserved)
+      if (r.owner == owner_) {
+        r.at = now;
+        ++n;
+      }
     return n;
   }
 
@@ -385,19 +398,6 @@ class MemoryBackend final : public ResultBackend {
 };
 
 }  // namespace
-
-std::chrono::seconds expires_param(const Url& url) {
-  std::string v = url.param("expires", "86400");
-  try {
-    std::size_t pos = 0;
-    long long s = std::stoll(v, &pos);
-    if (pos != v.size() || s < 0) throw std::invalid_argument(v);
-    return std::chrono::seconds(s);
-  } catch (const std::exception&) {
-    throw ConfigError("bad URL '" + url.redacted() + "': expires='" + v +
-                      "' must be a non-negative number of seconds");
-  }
-}
 
 std::unique_ptr<Broker> make_memory_broker(const Url& url) {
   return std::make_unique<MemoryBroker>(url);

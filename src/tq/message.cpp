@@ -670,4 +670,10 @@ std::string mark_redelivered(std::string_view envelope) {
   return dumps(env);
 }
 
+double unix_time(TimePoint t) noexcept {
+  return std::chrono::duration<double>(t.time_since_epoch()).count();
+}
+
+double unix_now() noexcept { return unix_time(Clock::now()); }
+
 }  // namespace celeriac::tq

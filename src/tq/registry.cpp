@@ -106,52 +106,46 @@ std::vector<WorkerServiceFactory> worker_services(std::string_view scheme) {
   return it == r.services.end() ? std::vector<WorkerServiceFactory>{} : it->second;
 }
 
-std::unique_ptr<Broker> make_broker(std::string_view url_text) {
-  Url url = Url::parse(url_text.empty() ? kDefaultUrl : url_text);
+namespace {
+
+// The factory `table` holds for the URL's scheme; ConfigError(unknown(the
+// registered schemes)) when there is none.
+template <class Factory, class Unknown>
+Factory find_factory(std::map<std::string, Factory> Registry::*table, const Url& url, Unknown unknown) {
   auto& r = registry();
-  BrokerFactory f;
-  {
-    std::lock_guard lock(r.mu);
-    auto it = r.brokers.find(url.scheme);
-    if (it == r.brokers.end())
-      throw ConfigError("bad broker URL '" + url.redacted() + "': unknown scheme '" + url.scheme +
-                        "' (expected one of " + schemes_text(r.brokers) + ")");
-    f = it->second;
-  }
-  return f(url);
+  std::lock_guard lock(r.mu);
+  auto& m = r.*table;
+  auto it = m.find(url.scheme);
+  if (it == m.end()) throw ConfigError(unknown(schemes_text(m)));
+  return it->second;
+}
+
+Url parse_or_default(std::string_view url_text) { return Url::parse(url_text.empty() ? kDefaultUrl : url_text); }
+
+}  // namespace
+
+std::unique_ptr<Broker> make_broker(std::string_view url_text) {
+  Url url = parse_or_default(url_text);
+  return find_factory(&Registry::brokers, url, [&](const std::string& have) {
+    return "bad broker URL '" + url.redacted() + "': unknown scheme '" + url.scheme + "' (expected one of " + have +
+           ")";
+  })(url);
 }
 
 std::unique_ptr<ResultBackend> make_backend(std::string_view url_text) {
-  Url url = Url::parse(url_text.empty() ? kDefaultUrl : url_text);
-  auto& r = registry();
-  BackendFactory f;
-  {
-    std::lock_guard lock(r.mu);
-    auto it = r.backends.find(url.scheme);
-    if (it == r.backends.end())
-      throw ConfigError("bad result backend URL '" + url.redacted() + "': unknown scheme '" +
-                        url.scheme + "' (expected one of " + schemes_text(r.backends) + ")");
-    f = it->second;
-  }
-  return f(url);
+  Url url = parse_or_default(url_text);
+  return find_factory(&Registry::backends, url, [&](const std::string& have) {
+    return "bad result backend URL '" + url.redacted() + "': unknown scheme '" + url.scheme +
+           "' (expected one of " + have + ")";
+  })(url);
 }
 
 std::unique_ptr<ControlClient> make_control_client(std::string_view url_text) {
-  Url url = Url::parse(url_text.empty() ? kDefaultUrl : url_text);
-  auto& r = registry();
-  ControlClientFactory f;
-  {
-    std::lock_guard lock(r.mu);
-    auto it = r.controls.find(url.scheme);
-    if (it == r.controls.end()) {
-      std::string have = schemes_text(r.controls);
-      throw ConfigError("remote control is not available for broker '" + url.redacted() +
-                        "' (scheme '" + url.scheme + "'); it needs " +
-                        (have.empty() ? "the Redis transport (redis://)" : have));
-    }
-    f = it->second;
-  }
-  return f(url);
+  Url url = parse_or_default(url_text);
+  return find_factory(&Registry::controls, url, [&](const std::string& have) {
+    return "remote control is not available for broker '" + url.redacted() + "' (scheme '" + url.scheme +
+           "'); it needs " + (have.empty() ? std::string("the Redis transport (redis://)") : have);
+  })(url);
 }
 
 std::vector<std::string> broker_schemes() {
@@ -167,6 +161,34 @@ std::vector<std::string> backend_schemes() {
 }
 
 // ---- Broker defaults ----
+
+namespace {
+
+// A query parameter holding whole seconds (>= `min`), or `fallback`.
+std::chrono::seconds seconds_param(const Url& url, const std::string& key, long long fallback, long long min) {
+  std::string v = url.param(key);
+  if (v.empty()) return std::chrono::seconds(fallback);
+  try {
+    std::size_t pos = 0;
+    long long s = std::stoll(v, &pos);
+    if (pos != v.size() || s < min) throw std::invalid_argument(v);
+    return std::chrono::seconds(s);
+  } catch (const std::exception&) {
+    throw ConfigError("bad URL '" + url.redacted() + "': " + key + "='" + v + "' must be " +
+                      (min > 0 ? "a positive" : "a non-negative") + " number of seconds");
+  }
+}
+
+}  // namespace
+
+std::chrono::seconds visibility_timeout_of(const Url& url) {
+  return seconds_param(url, "visibility_timeout", 3600, 1);
+}
+
+namespace detail {
+std::chrono::seconds expires_param(const Url& url) { return seconds_param(url, "expires", 86400, 0); }
+}  // namespace detail
+
 
 int priority_step(int priority) noexcept {
   if (priority <= 2) return 0;
@@ -201,6 +223,13 @@ void Broker::ack_many(std::span<const Delivery> ds) {
 }
 
 // ---- ResultBackend defaults ----
+
+std::vector<bool> ResultBackend::store_many(std::span<const ResultMeta> metas) {
+  std::vector<bool> out;
+  out.reserve(metas.size());
+  for (const auto& m : metas) out.push_back(store(m));
+  return out;
+}
 
 std::vector<std::optional<ResultMeta>> ResultBackend::get_many(
     std::span<const std::string> task_ids) {

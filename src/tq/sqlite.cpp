@@ -25,9 +25,6 @@ std::chrono::seconds expires_param(const Url& url);
 
 namespace {
 
-double unix_now() {
-  return std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
-}
 
 class Stmt {
  public:
@@ -270,35 +267,46 @@ class SqliteBroker final : public Broker {
     std::unique_lock lock(db_->mu);
     for (;;) {
       if (closed_) return out;
-      take(queues, max, out);
+      take(queues, max, out);  // sends the batched acks in the same transaction
       if (!out.empty()) return out;
       auto now = std::chrono::steady_clock::now();
       if (now >= deadline) return out;
-      // Wake on a local publish at once; poll for other processes' publishes.
+      // Wake on a local publish or ack at once; poll for other processes' publishes.
       std::uint64_t seen = db_->local_version;
       db_->cv.wait_until(lock, std::min(deadline, now + poll),
-                         [&] { return db_->local_version != seen || closed_; });
+                         [&] { return db_->local_version != seen || closed_ || !pending_acks_.empty(); });
+      if (!pending_acks_.empty()) flush_acks_locked();
       poll = std::min(poll * 2, std::chrono::milliseconds(20));
     }
   }
 
+  // Acks are batched: deleted in the next reserve() transaction, by flush(),
+  // or at once when kAckBatch are pending (a waiting reserve() is woken).
   void ack(const Delivery& d) override {
     std::lock_guard lock(db_->mu);
-    Stmt& s = db_->stmt("DELETE FROM tq_messages WHERE id = ? AND owner = ?");
-    s.bind(1, id_of(d)).bind(2, owner_);
-    db_->run(s);
+    pending_acks_.push_back(id_of(d));
+    if (pending_acks_.size() >= kAckBatch) flush_acks_locked();
+    db_->cv.notify_all();
   }
 
   void ack_many(std::span<const Delivery> ds) override {
     if (ds.empty()) return;
     std::lock_guard lock(db_->mu);
-    db_->transaction([&] {
-      for (const auto& d : ds) {
-        Stmt& s = db_->stmt("DELETE FROM tq_messages WHERE id = ? AND owner = ?");
-        s.bind(1, id_of(d)).bind(2, owner_);
-        db_->run(s);
-      }
-    });
+    for (const auto& d : ds) pending_acks_.push_back(id_of(d));
+    flush_acks_locked();
+  }
+
+  void flush() override {
+    std::lock_guard lock(db_->mu);
+    flush_acks_locked();
+  }
+
+  std::size_t renew_reservations() override {
+    std::lock_guard lock(db_->mu);
+    flush_acks_locked();
+    Stmt& s = db_->stmt("UPDATE tq_messages SET reserved_at = ? WHERE owner = ? AND reserved_at IS NOT NULL");
+    s.bind(1, unix_now()).bind(2, owner_);
+    return static_cast<std::size_t>(db_->run(s));
   }
 
   void requeue(const Delivery& d) override {
@@ -334,6 +342,7 @@ class SqliteBroker final : public Broker {
 
   std::size_t restore_unacked() override {
     std::lock_guard lock(db_->mu);
+    flush_acks_locked();
     return restore_where("owner = ?", [&](Stmt& s) { s.bind(1, owner_); });
   }
 
@@ -363,6 +372,7 @@ class SqliteBroker final : public Broker {
     if (closed_.exchange(true)) return;
     {
       std::lock_guard lock(db_->mu);
+      flush_acks_locked();
       restore_where("owner = ?", [&](Stmt& s) { s.bind(1, owner_); });
       db_->notify();
     }
@@ -379,6 +389,22 @@ class SqliteBroker final : public Broker {
     } catch (...) {
       return -1;
     }
+  }
+
+  // Caller holds db_->mu.
+  void delete_acked() {
+    for (long long id : pending_acks_) {
+      Stmt& s = db_->stmt("DELETE FROM tq_messages WHERE id = ? AND owner = ?");
+      s.bind(1, id).bind(2, owner_);
+      db_->run(s);
+    }
+    pending_acks_.clear();
+  }
+
+  // Caller holds db_->mu.
+  void flush_acks_locked() {
+    if (pending_acks_.empty()) return;
+    db_->transaction([&] { delete_acked(); });
   }
 
   // Caller holds db_->mu.
@@ -408,33 +434,21 @@ class SqliteBroker final : public Broker {
     return n;
   }
 
-  // Caller holds db_->mu. One transaction: select by priority step and
-  // round-robin over queues, then mark reserved.
+  // Caller holds db_->mu. One transaction: the pending acks, then by
+  // priority step and round-robin over queues, each share reserved by one
+  // UPDATE ... RETURNING (FIFO restored from the returned order keys).
   void take(std::span<const std::string> queues, std::size_t max, std::vector<Delivery>& out) {
-    double now = unix_now();
+    const double now = unix_now();
     db_->transaction([&] {
+      delete_acked();
       for (int step = 0; step <= 9 && out.size() < max; step += 3) {
-        // Round-robin: keep cycling over queues of this step taking one batch
-        // share each until full or all empty.
         bool any = true;
         while (any && out.size() < max) {
           any = false;
           for (std::size_t k = 0; k < queues.size() && out.size() < max; ++k) {
             const std::string& qn = queues[(rr_ + k) % queues.size()];
             std::size_t share = queues.size() == 1 ? max - out.size() : 1;
-            Stmt& s = db_->stmt(
-                "SELECT id, envelope, redelivered FROM tq_messages WHERE queue = ? AND step = ? "
-                "AND reserved_at IS "
-                "NULL ORDER BY front DESC, id LIMIT ?");
-            s.bind(1, qn)
-                .bind(2, static_cast<long long>(step))
-                .bind(3, static_cast<long long>(share));
-            std::size_t before = out.size();
-            while (db_->row(s))
-              out.push_back(
-                  Delivery{s.text(1), qn, step, std::to_string(s.integer(0)), s.integer(2) != 0});
-            sqlite3_reset(s.get());
-            if (out.size() > before) {
+            if (reserve_share(qn, step, share, now, out)) {
               any = true;
               ++rr_;
             }
@@ -442,12 +456,30 @@ class SqliteBroker final : public Broker {
           if (queues.size() == 1) break;
         }
       }
-      for (const auto& d : out) {
-        Stmt& u = db_->stmt("UPDATE tq_messages SET reserved_at = ?, owner = ? WHERE id = ?");
-        u.bind(1, now).bind(2, owner_).bind(3, std::stoll(d.tag));
-        db_->run(u);
-      }
     });
+  }
+
+  // Reserves up to `share` ready messages of (queue, step) for this owner,
+  // oldest first (requeued ones ahead); appends them to `out`.
+  bool reserve_share(const std::string& queue, int step, std::size_t share, double now, std::vector<Delivery>& out) {
+    Stmt& s = db_->stmt(
+        "UPDATE tq_messages SET reserved_at = ?, owner = ? WHERE id IN (SELECT id FROM tq_messages WHERE "
+        "queue = ? AND step = ? AND reserved_at IS NULL ORDER BY front DESC, id LIMIT ?) "
+        "RETURNING id, envelope, redelivered, front");
+    s.bind(1, now).bind(2, owner_).bind(3, queue).bind(4, static_cast<long long>(step)).bind(5,
+                                                                                           static_cast<long long>(share));
+    struct Row {
+      long long front, id;
+      Delivery d;
+    };
+    std::vector<Row> rows;
+    while (db_->row(s))
+      rows.push_back(Row{s.integer(3), s.integer(0), Delivery{s.text(1), queue, step, std::to_string(s.integer(0)), s.integer(2) != 0}});
+    sqlite3_reset(s.get());
+    std::sort(rows.begin(), rows.end(),
+              [](const Row& a, const Row& b) { return a.front != b.front ? a.front > b.front : a.id < b.id; });
+    for (auto& r : rows) out.push_back(std::move(r.d));
+    return !rows.empty();
   }
 
   std::string url_;
@@ -455,6 +487,8 @@ class SqliteBroker final : public Broker {
   std::string owner_;
   std::atomic<bool> closed_{false};
   std::size_t rr_ = 0;
+  std::vector<long long> pending_acks_;  // guarded by db_->mu
+  static constexpr std::size_t kAckBatch = 512;
 };
 
 class SqliteBackend final : public ResultBackend {
@@ -468,23 +502,26 @@ class SqliteBackend final : public ResultBackend {
     check();
     std::string text = meta.to_json();
     std::lock_guard lock(db_->mu);
-    // The WHERE on the upsert keeps a stored SUCCESS (Celery's dedup guard).
-    Stmt& s = db_->stmt(
-        "INSERT INTO tq_results(task_id, status, meta, expires_at) VALUES(?, ?, ?, ?) "
-        "ON CONFLICT(task_id) DO UPDATE SET status = excluded.status, meta = excluded.meta, "
-        "expires_at = excluded.expires_at WHERE tq_results.status != 'SUCCESS' OR "
-        "(tq_results.expires_at IS NOT NULL AND tq_results.expires_at <= ?)");
-    double now = unix_now();
-    s.bind(1, meta.task_id).bind(2, to_string(meta.status)).bind(3, text);
-    if (expires_.count() > 0) {
-      s.bind(4, now + static_cast<double>(expires_.count()));
-    } else {
-      s.bind_null(4);
-    }
-    s.bind(5, now);
-    bool written = db_->run(s) > 0;
+    bool written = store_locked(meta, text, unix_now());
     if (written) db_->notify();
     return written;
+  }
+
+  // One transaction for all: the results of tasks finishing together.
+  std::vector<bool> store_many(std::span<const ResultMeta> metas) override {
+    check();
+    std::vector<std::string> texts;
+    texts.reserve(metas.size());
+    for (const auto& m : metas) texts.push_back(m.to_json());
+    std::vector<bool> out;
+    out.reserve(metas.size());
+    std::lock_guard lock(db_->mu);
+    db_->transaction([&] {
+      double now = unix_now();
+      for (std::size_t i = 0; i < metas.size(); ++i) out.push_back(store_locked(metas[i], texts[i], now));
+    });
+    db_->notify();
+    return out;
   }
 
   std::optional<ResultMeta> get(std::string_view task_id) override {
@@ -566,6 +603,24 @@ class SqliteBackend final : public ResultBackend {
  private:
   void check() const {
     if (closed_) throw BackendError("result backend '" + url_ + "' is closed");
+  }
+
+  // Caller holds db_->mu. The WHERE on the upsert keeps a stored SUCCESS
+  // (Celery's dedup guard).
+  bool store_locked(const ResultMeta& meta, const std::string& text, double now) {
+    Stmt& s = db_->stmt(
+        "INSERT INTO tq_results(task_id, status, meta, expires_at) VALUES(?, ?, ?, ?) "
+        "ON CONFLICT(task_id) DO UPDATE SET status = excluded.status, meta = excluded.meta, "
+        "expires_at = excluded.expires_at WHERE tq_results.status != 'SUCCESS' OR "
+        "(tq_results.expires_at IS NOT NULL AND tq_results.expires_at <= ?)");
+    s.bind(1, meta.task_id).bind(2, to_string(meta.status)).bind(3, text);
+    if (expires_.count() > 0) {
+      s.bind(4, now + static_cast<double>(expires_.count()));
+    } else {
+      s.bind_null(4);
+    }
+    s.bind(5, now);
+    return db_->run(s) > 0;
   }
 
   std::string url_;

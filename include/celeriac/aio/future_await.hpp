@@ -5,18 +5,15 @@
 #pragma once
 
 #include <atomic>
-#include <condition_variable>
 #include <coroutine>
-#include <deque>
 #include <functional>
 #include <mutex>
-#include <thread>
 #include <type_traits>
 #include <utility>
-#include <vector>
 
 #include "celeriac/aio/event_loop.hpp"
 #include "celeriac/aio/task.hpp"
+#include "celeriac/exec/thread_pool.hpp"
 #include "celeriac/futures/future.hpp"
 
 namespace celeriac::aio {
@@ -145,28 +142,10 @@ namespace celeriac::aio {
 
 namespace detail {
 
-/// The default executor of to_thread(): a small pool of threads that grows on
-/// demand up to max(4, 2 x cores); threads are joined at exit.
-/// (Internal because the exec layer's ThreadPool was not available when the
-/// aio layer was written; any celeriac::Executor works with
-/// run_in_executor.)
-class BlockingPool {
- public:
-  static BlockingPool& instance();
-  void post(std::function<void()> fn);
-  ~BlockingPool();
-
- private:
-  BlockingPool();
-  void worker();
-  std::mutex mu_;
-  std::condition_variable cv_;
-  std::deque<std::function<void()>> jobs_;
-  std::vector<std::thread> threads_;
-  std::size_t idle_ = 0;
-  std::size_t max_threads_;
-  bool stopping_ = false;
-};
+/// The default executor of to_thread(): an exec::ThreadPool of
+/// min(32, cores + 4) threads (Python's ThreadPoolExecutor default), made on
+/// first use and shut down at exit. One executor for the whole library.
+exec::ThreadPool& default_executor();
 
 template <class R, class F>
 Future<R> submit_to(auto& executor, F fn) {
@@ -193,10 +172,11 @@ auto run_in_executor(E& executor, F fn, Args... args) {
   return FutureAwaiter<R>(detail::submit_to<R>(executor, std::move(call)), true);
 }
 
-/// Runs fn(args...) on the default thread pool (asyncio.to_thread).
+/// Runs fn(args...) on the library's default exec::ThreadPool
+/// (asyncio.to_thread; see detail::default_executor()).
 template <class F, class... Args>
 auto to_thread(F fn, Args... args) {
-  return run_in_executor(detail::BlockingPool::instance(), std::move(fn), std::move(args)...);
+  return run_in_executor(detail::default_executor(), std::move(fn), std::move(args)...);
 }
 
 namespace detail {

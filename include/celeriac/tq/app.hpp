@@ -12,7 +12,6 @@
 #include "celeriac/tq/broker.hpp"
 #include "celeriac/tq/result_backend.hpp"
 #include "celeriac/tq/task.hpp"
-#include "celeriac/tq/detail/coro_runner.hpp"
 
 namespace celeriac::tq {
 
@@ -88,15 +87,10 @@ class App {
     using Value = typename detail::TaskValue<typename Traits::result>::type;
     using Handle = typename detail::HandleFor<Value, detail::TaskArgs<F>>::type;
     TaskDef def;
-    def.name = name;
-    def.params = params;
+    def.name = std::move(name);
+    def.params = std::move(params);
     def.options = std::move(options);
-    if constexpr (detail::IsAioTask<typename Traits::result>::value) {
-      def.run_async = detail::make_async_runner(std::move(name), std::move(params), std::move(fn));
-      def.run = detail::blocking_runner(def.run_async);
-    } else {
-      def.run = detail::make_runner(std::move(name), std::move(params), std::move(fn));
-    }
+    detail::bind_task(def, std::move(fn));
     return Handle(*this, register_task(std::move(def)));
   }
   /// Registers an already built definition (dynamic tasks).

@@ -78,6 +78,9 @@ class Broker {
                               std::chrono::milliseconds timeout);
 
   /// Acknowledges (deletes) a reserved message. Unknown tags are ignored.
+  /// Brokers batch acknowledgements (Redis: with the next reserve round trip
+  /// or within 2 ms; SQLite: in the next reserve transaction or flush()): the
+  /// worker calls ack() per message and never batches itself.
   virtual void ack(const Delivery& d) = 0;
   /// Acknowledges several (one transaction / pipeline where possible).
   virtual void ack_many(std::span<const Delivery> ds);
@@ -89,6 +92,15 @@ class Broker {
   virtual void dead_letter(const Delivery& d, std::string_view reason) = 0;
   /// The most recent dead letters (oldest first), at most `limit`.
   virtual std::vector<DeadLetter> dead_letters(std::size_t limit = 100) = 0;
+
+  /// Sends batched acknowledgements now. Called by the worker before it
+  /// waits without reserving, and at shutdown. Default: nothing is batched.
+  virtual void flush() {}
+  /// Marks every message reserved through this instance and not yet
+  /// acknowledged as reserved now, so that other workers' restore_stale()
+  /// leaves it alone while this one lives. Returns how many. Brokers that
+  /// renew by themselves (Redis) return 0.
+  virtual std::size_t renew_reservations() { return 0; }
 
   /// Requeues every message reserved through THIS broker instance and not
   /// yet acknowledged (warm shutdown). Returns how many.
@@ -117,6 +129,11 @@ void register_broker_scheme(std::string scheme, BrokerFactory factory);
 std::unique_ptr<Broker> make_broker(std::string_view url);
 /// Registered broker schemes, sorted.
 std::vector<std::string> broker_schemes();
+
+/// kombu's visibility timeout for `url`: its `?visibility_timeout=S` query
+/// parameter, else one hour. Throws ConfigError for a value that is not a
+/// positive number of seconds.
+std::chrono::seconds visibility_timeout_of(const Url& url);
 
 /// The default broker/backend URL when none is named.
 inline constexpr std::string_view kDefaultUrl = "sqlite:///celeriac.db";

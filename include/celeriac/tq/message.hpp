@@ -32,6 +32,11 @@ std::string format_iso8601(TimePoint t, bool with_offset = true);
 /// Celery's eta/expires: optional fraction, "Z" or ±HH:MM offset; naive = UTC.
 /// Throws MessageError quoting the text.
 TimePoint parse_iso8601(std::string_view text);
+/// Seconds since the UNIX epoch of `t` (Python's datetime.timestamp()).
+double unix_time(TimePoint t) noexcept;
+/// unix_time(Clock::now()): Python's time.time(). The task queue's one wall
+/// clock reading for scores, timestamps and expiry.
+double unix_now() noexcept;
 
 /// One protocol-2 task message, decoded. Field names follow the wire.
 struct TaskMessage {

@@ -63,6 +63,10 @@ class ResultBackend {
   /// stored meta is already SUCCESS (Celery's dedup guard). Returns whether it
   /// was written. Wakes wait() callers and watchers.
   virtual bool store(const ResultMeta& meta) = 0;
+  /// store() of several metas at once (one pipeline / transaction where the
+  /// backend can: the worker writes the results of tasks finishing together
+  /// this way). Returns, per meta, whether it was written.
+  virtual std::vector<bool> store_many(std::span<const ResultMeta> metas);
   /// The stored meta, or nullopt (PENDING / unknown / expired).
   virtual std::optional<ResultMeta> get(std::string_view task_id) = 0;
   /// get() for several ids at once (one query where possible); same order.

@@ -5,6 +5,7 @@
 #include <cmath>
 #include <exception>
 #include <functional>
+#include <memory>
 #include <limits>
 #include <optional>
 #include <string>
@@ -192,59 +193,105 @@ struct DropFirst<std::tuple<>> {  // zero-parameter tasks (std::conditional_t na
   using type = std::tuple<>;
 };
 
-template <class F, class... A, std::size_t... I>
-Json invoke_bound(F& fn, Context* ctx, const std::string& task, const std::vector<std::string>& params,
-                  const std::vector<const Json*>& values, std::index_sequence<I...>, std::tuple<A...>*) {
-  std::tuple<std::decay_t<A>...> converted{convert_arg<A>(task, params[I], *values[I])...};
-  using R = std::invoke_result_t<F&, A...>;
-  (void)ctx;
-  if constexpr (std::is_void_v<R>) {
-    std::apply(fn, std::move(converted));
-    return nullptr;
-  } else {
-    return Json(std::apply(fn, std::move(converted)));
-  }
-}
-
-template <class F, class... A, std::size_t... I>
-Json invoke_bound_ctx(F& fn, Context& ctx, const std::string& task, const std::vector<std::string>& params,
-                      const std::vector<const Json*>& values, std::index_sequence<I...>, std::tuple<A...>*) {
-  std::tuple<std::decay_t<A>...> converted{convert_arg<A>(task, params[I], *values[I])...};
-  using R = std::invoke_result_t<F&, Context&, A...>;
-  if constexpr (std::is_void_v<R>) {
-    std::apply([&](auto&&... a) { fn(ctx, std::forward<decltype(a)>(a)...); }, std::move(converted));
-    return nullptr;
-  } else {
-    return Json(std::apply([&](auto&&... a) { return fn(ctx, std::forward<decltype(a)>(a)...); },
-                           std::move(converted)));
-  }
-}
-
 /// The typed task's parameter list (without a leading Context&).
 template <class F>
 using TaskArgs = std::conditional_t<TakesContext<typename FnTraits<std::decay_t<F>>::args>::value,
                                     typename DropFirst<typename FnTraits<std::decay_t<F>>::args>::type,
                                     typename FnTraits<std::decay_t<F>>::args>;
 
+template <class R>
+struct IsAioTask : std::false_type {};
+template <class T>
+struct IsAioTask<aio::Task<T>> : std::true_type {
+  using value_type = T;
+};
+
+/// The value a task delivers: R, or T for a coroutine returning aio::Task<T>.
+template <class R>
+struct TaskValue {
+  using type = R;
+};
+template <class T>
+struct TaskValue<aio::Task<T>> {
+  using type = T;
+};
+
+/// The bound JSON values converted to the parameter types `Args`
+/// (TypeError naming the parameter on a mismatch).
+template <class Args, std::size_t... I>
+auto convert_all(const std::string& task, const std::vector<std::string>& params,
+                 const std::vector<const Json*>& values, std::index_sequence<I...>) {
+  return std::tuple<std::decay_t<std::tuple_element_t<I, Args>>...>{
+      convert_arg<std::tuple_element_t<I, Args>>(task, params[I], *values[I])...};
+}
+
+/// Calls fn with (ctx, when it takes one, then) the converted arguments:
+/// moved into a plain call, passed as lvalues to a coroutine (whose frame
+/// outlives this call, so they live in the caller's frame).
+template <bool Move, class F, class Tuple>
+decltype(auto) call_with(F& fn, Context& ctx, Tuple& args) {
+  auto invoke = [&](auto&&... a) -> decltype(auto) {
+    if constexpr (TakesContext<typename FnTraits<std::decay_t<F>>::args>::value)
+      return fn(ctx, std::forward<decltype(a)>(a)...);
+    else
+      return fn(std::forward<decltype(a)>(a)...);
+  };
+  if constexpr (Move)
+    return std::apply(invoke, std::move(args));
+  else
+    return std::apply(invoke, args);
+}
+
+/// Awaits the coroutine made from `converted` (held in this frame, so a task
+/// taking its parameters by reference sees them alive until it ends).
+template <class F, class Tuple>
+aio::Task<Json> await_converted(std::shared_ptr<F> fn, Context* ctx, Tuple converted) {
+  using T = typename IsAioTask<decltype(call_with<false>(*fn, *ctx, converted))>::value_type;
+  if constexpr (std::is_void_v<T>) {
+    co_await call_with<false>(*fn, *ctx, converted);
+    co_return nullptr;
+  } else {
+    co_return Json(co_await call_with<false>(*fn, *ctx, converted));
+  }
+}
+
+/// Runs `task` to completion on a private event loop (aio::run).
+Json run_blocking(aio::Task<Json> task);
+
+/// Fills def.run from `fn` — and def.run_async too when fn is a coroutine
+/// (returns aio::Task<T>); def.run then runs it on a private loop. Bad
+/// arguments throw TaskError("TypeError") when the runner is called, before
+/// any await. Throws ConfigError when def.params does not match fn.
 template <class F>
-std::function<Json(Context&, const Json&, const Json&)> make_runner(std::string name, std::vector<std::string> params,
-                                                                     F fn) {
+void bind_task(TaskDef& def, F fn) {
   using Args = TaskArgs<F>;
   constexpr std::size_t n = std::tuple_size_v<Args>;
-  if (params.size() != n)
-    throw ConfigError("task '" + name + "' has " + std::to_string(n) + " parameter(s) but " +
-                      std::to_string(params.size()) + " parameter name(s) were given");
-  return [name = std::move(name), params = std::move(params), fn = std::move(fn)](
-             Context& ctx, const Json& args, const Json& kwargs) mutable -> Json {
+  if (def.params.size() != n)
+    throw ConfigError("task '" + def.name + "' has " + std::to_string(n) + " parameter(s) but " +
+                      std::to_string(def.params.size()) + " parameter name(s) were given");
+  auto shared = std::make_shared<F>(std::move(fn));
+  auto convert = [name = def.name, params = def.params](const Json& args, const Json& kwargs) {
     auto values = bind_arguments(name, params, args, kwargs);
-    if constexpr (TakesContext<typename FnTraits<std::decay_t<F>>::args>::value) {
-      return invoke_bound_ctx(fn, ctx, name, params, values, std::make_index_sequence<n>{},
-                              static_cast<Args*>(nullptr));
-    } else {
-      return invoke_bound(fn, &ctx, name, params, values, std::make_index_sequence<n>{},
-                          static_cast<Args*>(nullptr));
-    }
+    return convert_all<Args>(name, params, values, std::make_index_sequence<n>{});
   };
+  if constexpr (IsAioTask<typename FnTraits<std::decay_t<F>>::result>::value) {
+    def.run_async = [shared, convert](Context& ctx, const Json& args, const Json& kwargs) {
+      return await_converted(shared, &ctx, convert(args, kwargs));
+    };
+    def.run = [run_async = def.run_async](Context& ctx, const Json& args, const Json& kwargs) {
+      return run_blocking(run_async(ctx, args, kwargs));
+    };
+  } else {
+    def.run = [shared, convert](Context& ctx, const Json& args, const Json& kwargs) -> Json {
+      auto converted = convert(args, kwargs);
+      if constexpr (std::is_void_v<decltype(call_with<true>(*shared, ctx, converted))>) {
+        call_with<true>(*shared, ctx, converted);
+        return nullptr;
+      } else {
+        return Json(call_with<true>(*shared, ctx, converted));
+      }
+    };
+  }
 }
 
 }  // namespace detail

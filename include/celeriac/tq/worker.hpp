@@ -36,7 +36,10 @@ struct WorkerOptions {
   /// processes pool: a child is replaced after this many tasks (0: never).
   std::size_t max_tasks_per_child = 0;
   std::size_t max_message_size = kDefaultMaxMessageSize; ///< bigger envelopes are dead-lettered
-  std::chrono::seconds visibility_timeout{3600};         ///< restore_stale() age at start-up
+  /// kombu's visibility timeout: while the worker runs it renews its own
+  /// reservations and restores any older than this (a crashed worker's)
+  /// every quarter of it. 0 = the broker URL's `?visibility_timeout=S`, else 1 h.
+  std::chrono::seconds visibility_timeout{0};
   std::chrono::milliseconds poll_interval{100};          ///< reserve() timeout per round
 };
 

@@ -147,9 +147,6 @@ if #nxt == 2 then return {#due, nxt[2]} end
 return {#due, '-1'}
 )lua");
 
-double unix_now() {
-  return std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
-}
 
 std::string fmt_time(double t) {
   char buf[64];
@@ -219,8 +216,7 @@ BrokerOptions options_from_url(const tq::Url& url, BrokerOptions o) {
                         "' is not a non-negative integer");
     return x;
   };
-  o.visibility_timeout =
-      std::chrono::seconds(num("visibility_timeout", o.visibility_timeout.count()));
+  if (!url.param("visibility_timeout").empty()) o.visibility_timeout = tq::visibility_timeout_of(url);
   o.eta_parking = num("eta_parking", o.eta_parking ? 1 : 0) != 0;
   o.refresh_interval = std::chrono::milliseconds(num("refresh_ms", o.refresh_interval.count()));
   o.ack_delay = std::chrono::microseconds(num("ack_delay_us", o.ack_delay.count()));

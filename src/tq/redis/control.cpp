@@ -20,9 +20,6 @@ namespace {
 constexpr std::string_view kSep = "\x06\x16";
 constexpr const char* kVersion = "0.1.0";
 
-double unix_now() {
-  return std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
-}
 
 Json loadavg() {
   double l[3] = {0, 0, 0};

@@ -94,6 +94,36 @@ bool RedisResultBackend::store(const ResultMeta& meta) {
   }
 }
 
+// One pipeline of store scripts: the results of tasks finishing together
+// cost one round trip.
+std::vector<bool> RedisResultBackend::store_many(std::span<const ResultMeta> metas) {
+  check_open();
+  if (metas.empty()) return {};
+  try {
+    const std::string ex = std::to_string(expires_.count());
+    std::vector<std::pair<std::string, std::string>> items;  // key, json
+    items.reserve(metas.size());
+    for (const auto& m : metas) items.emplace_back(meta_key(m.task_id), m.to_json());
+    return pool_.run([&](Connection& c) {
+      store_script.ensure_loaded(c);
+      Pipeline p;
+      for (const auto& [key, json] : items) store_script.add_to(p, {key}, {json, ex});
+      std::vector<Reply> replies = c.execute(p);
+      std::vector<bool> out;
+      out.reserve(items.size());
+      for (std::size_t i = 0; i < items.size(); ++i) {
+        Reply r = std::move(replies.at(i));
+        if (detail::is_noscript(r)) r = store_script.run(c, {items[i].first}, {items[i].second, ex});
+        if (r.is_error()) throw ReplyError("Redis " + c.describe() + ": store script: " + r.str());
+        out.push_back(r.integer() == 1);
+      }
+      return out;
+    });
+  } catch (...) {
+    rethrow_backend(url_, "store");
+  }
+}
+
 std::optional<ResultMeta> RedisResultBackend::get(std::string_view task_id) {
   check_open();
   if (auto text = published(task_id)) return ResultMeta::from_json(*text);

@@ -56,9 +56,11 @@ class ProcessRunner {
   ProcessRunner(const ProcessRunner&) = delete;
   ProcessRunner& operator=(const ProcessRunner&) = delete;
 
-  /// Runs `m`'s body in a child and waits for it. `time_limit`: the child is
-  /// killed past it and the task fails with TimeLimitExceeded.
-  Outcome run(const TaskMessage& m, const std::string& hostname,
+  /// Runs the task of `envelope` (the bytes as received: the child decodes
+  /// them, nothing is encoded again) in a child and waits for it.
+  /// `time_limit`: the child is killed past it and the task fails with
+  /// TimeLimitExceeded.
+  Outcome run(const std::string& envelope, const std::string& hostname,
               std::optional<std::chrono::milliseconds> time_limit);
   /// Waits for running tasks and reaps every child.
   void shutdown();
@@ -67,6 +69,9 @@ class ProcessRunner {
   struct Impl;
   std::unique_ptr<Impl> impl_;
 };
+
+/// The hard time limit a message carries (headers.timelimit[0]), if any.
+std::optional<std::chrono::milliseconds> time_limit_of(const TaskMessage& m);
 
 /// Starts celeriac::mp's fork server now, with `app` as the app the
 /// processes pool's children run tasks of. Call before starting threads.

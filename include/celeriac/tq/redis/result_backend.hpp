@@ -31,6 +31,7 @@ class RedisResultBackend final : public tq::ResultBackend {
 
   std::string url() const override;
   bool store(const ResultMeta& meta) override;
+  std::vector<bool> store_many(std::span<const ResultMeta> metas) override;
   std::optional<ResultMeta> get(std::string_view task_id) override;
   std::vector<std::optional<ResultMeta>> get_many(std::span<const std::string> task_ids) override;
   std::optional<ResultMeta> wait(std::string_view task_id,

@@ -1,0 +1,171 @@
+#include "consumer.hpp"
+
+#include <algorithm>
+
+#include <spdlog/spdlog.h>
+
+namespace celeriac::tq::detail {
+
+namespace {
+using std::chrono::milliseconds;
+using SteadyClock = std::chrono::steady_clock;
+
+// How often reservations are renewed and stale ones restored: a quarter of
+// the visibility timeout, between 1 s and 60 s.
+SteadyClock::duration maintenance_period(std::chrono::seconds visibility_timeout) {
+  return std::clamp<SteadyClock::duration>(visibility_timeout / 4, std::chrono::seconds(1), std::chrono::seconds(60));
+}
+}  // namespace
+
+Consumer::Consumer(Broker& broker, JobLifecycle& lifecycle, ConsumerSettings settings,
+                   std::function<void(JobPtr)> dispatch, std::function<void()> after_stop)
+    : broker_(broker),
+      lifecycle_(lifecycle),
+      settings_(std::move(settings)),
+      dispatch_(std::move(dispatch)),
+      after_stop_(std::move(after_stop)) {}
+
+Consumer::~Consumer() {
+  stop();
+  join();
+}
+
+void Consumer::start() {
+  thread_ = std::thread([this] { loop(); });
+}
+
+void Consumer::stop() {
+  {
+    std::lock_guard lock(mu_);
+    stopping_ = true;
+  }
+  cv_.notify_all();
+}
+
+void Consumer::join() {
+  if (thread_.joinable() && thread_.get_id() != std::this_thread::get_id()) thread_.join();
+}
+
+void Consumer::release() {
+  {
+    std::lock_guard lock(mu_);
+    --in_flight_;
+  }
+  cv_.notify_all();
+}
+
+std::vector<JobPtr> Consumer::held() const {
+  std::lock_guard lock(mu_);
+  std::vector<JobPtr> out;
+  for (auto& [t, j] : eta_held_) out.push_back(j);
+  return out;
+}
+
+void Consumer::loop() {
+  auto backoff = milliseconds(100);
+  for (;;) {
+    dispatch_due();
+    maintain();
+    std::size_t capacity = 0;
+    auto timeout = settings_.poll_interval;
+    {
+      std::unique_lock lock(mu_);
+      if (stopping_) break;
+      if (!eta_held_.empty())
+        timeout = std::min(timeout, std::chrono::duration_cast<milliseconds>(eta_held_.begin()->first - Clock::now()) +
+                                        milliseconds(1));
+      capacity = in_flight_ >= settings_.window ? 0 : settings_.window - in_flight_;
+    }
+    if (!wait_for_room(timeout)) continue;
+    std::vector<Delivery> got;
+    try {
+      got = broker_.reserve(settings_.queues, capacity, std::max(timeout, milliseconds(0)));
+      backoff = milliseconds(100);
+    } catch (const std::exception& e) {
+      spdlog::error("broker {}: {}; retrying in {} ms", broker_.url(), e.what(), backoff.count());
+      std::unique_lock lock(mu_);
+      cv_.wait_for(lock, backoff, [&] { return stopping_; });
+      backoff = std::min(backoff * 2, milliseconds(5000));
+      continue;
+    }
+    receive_all(std::move(got));
+  }
+  put_back_held();
+  if (after_stop_) after_stop_();
+}
+
+// Reserve in batches of at least a quarter of the window while busy: one
+// broker round trip per freed slot costs more than a small task. False when
+// there is no room yet (after waiting up to `timeout` for it).
+bool Consumer::wait_for_room(milliseconds timeout) {
+  const std::size_t batch_min = std::max<std::size_t>(1, settings_.window / 4);
+  auto room = [&] { return in_flight_ == 0 || in_flight_ + batch_min <= settings_.window; };
+  {
+    std::lock_guard lock(mu_);
+    if (room()) return true;
+  }
+  broker_.flush();  // nothing reserves for a while: let batched acks go
+  std::unique_lock lock(mu_);
+  cv_.wait_for(lock, timeout, [&] { return stopping_ || room(); });
+  return false;
+}
+
+void Consumer::receive_all(std::vector<Delivery> got) {
+  for (auto& d : got) {
+    JobPtr job = lifecycle_.receive(std::move(d));
+    if (!job) continue;
+    {
+      std::lock_guard lock(mu_);
+      if (job->msg.eta && *job->msg.eta > Clock::now()) {
+        TimePoint eta = *job->msg.eta;
+        eta_held_.emplace(eta, std::move(job));
+        continue;
+      }
+      ++in_flight_;
+    }
+    lifecycle_.queued(job);
+    dispatch_(std::move(job));
+  }
+}
+
+void Consumer::dispatch_due() {
+  std::vector<JobPtr> due;
+  {
+    std::lock_guard lock(mu_);
+    auto now = Clock::now();
+    while (!eta_held_.empty() && eta_held_.begin()->first <= now) {
+      due.push_back(std::move(eta_held_.begin()->second));
+      eta_held_.erase(eta_held_.begin());
+      ++in_flight_;
+    }
+  }
+  for (auto& j : due) {
+    lifecycle_.queued(j);
+    dispatch_(std::move(j));
+  }
+}
+
+void Consumer::maintain() {
+  auto now = SteadyClock::now();
+  if (now < next_maintenance_) return;
+  next_maintenance_ = now + maintenance_period(settings_.visibility_timeout);
+  try {
+    broker_.renew_reservations();
+    std::size_t n = broker_.restore_stale(settings_.visibility_timeout);
+    if (n) spdlog::info("restored {} message(s) reserved longer than the visibility timeout", n);
+  } catch (const std::exception& e) {
+    spdlog::warn("restore of stale messages failed: {}", e.what());
+  }
+}
+
+void Consumer::put_back_held() {
+  std::multimap<TimePoint, JobPtr> held;
+  {
+    std::lock_guard lock(mu_);
+    held.swap(eta_held_);
+  }
+  for (auto& [t, j] : held) lifecycle_.put_back(*j);
+  if (!held.empty()) spdlog::info("put back {} message(s) held for their ETA", held.size());
+}
+
+}  // namespace celeriac::tq::detail

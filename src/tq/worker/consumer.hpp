@@ -1,0 +1,73 @@
+// The consumer: reserves messages from the broker into the prefetch window,
+// holds those with a future ETA until due, hands the rest to the execution
+// pool through the job lifecycle, and — while it runs — renews this worker's
+// reservations and restores other workers' stale ones (kombu's visibility
+// timeout), so a crashed worker's messages come back without a restart.
+// Acknowledgements are batched by the broker, not here.
+#pragma once
+
+#include <chrono>
+#include <condition_variable>
+#include <cstddef>
+#include <functional>
+#include <map>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "celeriac/tq/broker.hpp"
+#include "lifecycle.hpp"
+
+namespace celeriac::tq::detail {
+
+/// Consumer settings, fixed when the worker starts.
+struct ConsumerSettings {
+  std::vector<std::string> queues;                   ///< consumed, in priority order
+  std::size_t window = 4;                            ///< messages held at once (ETA-held excluded)
+  std::chrono::milliseconds poll_interval{100};      ///< longest reserve() wait
+  std::chrono::seconds visibility_timeout{3600};     ///< kombu's; restore/renew period derives from it
+};
+
+class Consumer {
+ public:
+  /// `dispatch` hands a job to the execution pool; `after_stop` runs on the
+  /// consumer's thread once it has stopped (the worker's shutdown sequence).
+  Consumer(Broker& broker, JobLifecycle& lifecycle, ConsumerSettings settings,
+           std::function<void(JobPtr)> dispatch, std::function<void()> after_stop);
+  ~Consumer();
+
+  /// Starts the consumer thread.
+  void start();
+  /// Stops reserving; the thread puts ETA-held messages back and returns.
+  void stop();
+  /// Waits for the consumer thread.
+  void join();
+  /// A dispatched job left the worker: the window reopens by one.
+  void release();
+  /// The ETA-held jobs (for remote control's `reserved`).
+  std::vector<JobPtr> held() const;
+
+ private:
+  void loop();
+  void dispatch_due();
+  bool wait_for_room(std::chrono::milliseconds timeout);
+  void receive_all(std::vector<Delivery> got);
+  void maintain();
+  void put_back_held();
+
+  Broker& broker_;
+  JobLifecycle& lifecycle_;
+  ConsumerSettings settings_;
+  std::function<void(JobPtr)> dispatch_;
+  std::function<void()> after_stop_;
+  mutable std::mutex mu_;
+  std::condition_variable cv_;  // room in the window, stop
+  std::multimap<TimePoint, JobPtr> eta_held_;
+  std::size_t in_flight_ = 0;  // dispatched and not released
+  bool stopping_ = false;
+  std::chrono::steady_clock::time_point next_maintenance_{};
+  std::thread thread_;
+};
+
+}  // namespace celeriac::tq::detail
