@@ -4,6 +4,8 @@
 
 #include <spdlog/spdlog.h>
 
+#include "celeriac/sync/thread_name.hpp"
+
 namespace celeriac::tq::detail {
 
 namespace {
@@ -62,6 +64,7 @@ std::vector<JobPtr> Consumer::held() const {
 }
 
 void Consumer::loop() {
+  sync::set_current_thread_name("celeriac-consume");
   auto backoff = milliseconds(100);
   for (;;) {
     dispatch_due();
@@ -111,21 +114,28 @@ bool Consumer::wait_for_room(milliseconds timeout) {
 }
 
 void Consumer::receive_all(std::vector<Delivery> got) {
-  for (auto& d : got) {
-    JobPtr job = lifecycle_.receive(std::move(d));
-    if (!job) continue;
-    {
-      std::lock_guard lock(mu_);
-      if (job->msg.eta && *job->msg.eta > Clock::now()) {
-        TimePoint eta = *job->msg.eta;
-        eta_held_.emplace(eta, std::move(job));
-        continue;
-      }
-      ++in_flight_;
-    }
-    lifecycle_.queued(job);
-    dispatch_(std::move(job));
+  {
+    std::lock_guard lock(mu_);
+    in_flight_ += got.size();
   }
+  std::vector<JobPtr> jobs;
+  jobs.reserve(got.size());
+  for (auto& d : got) {
+    jobs.push_back(std::make_shared<Job>());
+    jobs.back()->delivery = std::move(d);
+  }
+  lifecycle_.dispatched(jobs);
+  for (auto& j : jobs) dispatch_(std::move(j));
+}
+
+void Consumer::hold(JobPtr job) {
+  {
+    std::lock_guard lock(mu_);
+    TimePoint eta = *job->msg.eta;
+    eta_held_.emplace(eta, std::move(job));
+    --in_flight_;
+  }
+  cv_.notify_all();
 }
 
 void Consumer::dispatch_due() {
@@ -139,10 +149,9 @@ void Consumer::dispatch_due() {
       ++in_flight_;
     }
   }
-  for (auto& j : due) {
-    lifecycle_.queued(j);
-    dispatch_(std::move(j));
-  }
+  if (due.empty()) return;
+  lifecycle_.dispatched(due);
+  for (auto& j : due) dispatch_(std::move(j));
 }
 
 void Consumer::maintain() {

@@ -1,6 +1,6 @@
-// The consumer: reserves messages from the broker into the prefetch window,
-// holds those with a future ETA until due, hands the rest to the execution
-// pool through the job lifecycle, and — while it runs — renews this worker's
+// The consumer: reserves messages from the broker into the prefetch window
+// and hands them to the execution pool (decoding happens there, in parallel),
+// holds those the lifecycle finds with a future ETA until due, and — while it runs — renews this worker's
 // reservations and restores other workers' stale ones (kombu's visibility
 // timeout), so a crashed worker's messages come back without a restart.
 // Acknowledgements are batched by the broker, not here.
@@ -45,6 +45,8 @@ class Consumer {
   void join();
   /// A dispatched job left the worker: the window reopens by one.
   void release();
+  /// An admitted job whose ETA is ahead: held outside the window until due.
+  void hold(JobPtr job);
   /// The ETA-held jobs (for remote control's `reserved`).
   std::vector<JobPtr> held() const;
 

@@ -6,6 +6,7 @@
 
 #include "celeriac/aio/event_loop.hpp"
 #include "celeriac/exec/thread_pool.hpp"
+#include "celeriac/sync/thread_name.hpp"
 #include "celeriac/tq/app.hpp"
 #include "celeriac/tq/detail/execution_pool.hpp"
 #include "celeriac/tq/worker.hpp"
@@ -16,10 +17,10 @@ namespace {
 
 // begin -> the body (`body(ctx)`) -> finish, on the calling thread.
 template <class Body>
-void run_job(JobRunner& runner, Job& job, Body&& body) {
+void run_job(JobRunner& runner, const JobPtr& job, Body&& body) {
   if (!runner.begin(job)) return;
-  Context ctx(runner.app(), *job.def, job.msg, runner.hostname());
-  runner.finish(job, body(ctx));
+  Context ctx(runner.app(), *job->def, job->msg, runner.hostname());
+  runner.finish(*job, body(ctx));
 }
 
 // -P threads: bodies on an exec::ThreadPool of `concurrency` threads.
@@ -30,7 +31,7 @@ class ThreadsPool final : public ExecutionPool {
   std::size_t concurrency() const noexcept override { return threads_.max_workers(); }
   void submit(JobPtr job) override {
     threads_.post([this, job = std::move(job)] {
-      run_job(runner_, *job, [&](Context& ctx) { return run_here(ctx, *job->def, job->msg); });
+      run_job(runner_, job, [&](Context& ctx) { return run_here(ctx, *job->def, job->msg); });
     });
   }
   void shutdown() override { threads_.shutdown(true); }
@@ -50,7 +51,7 @@ class ProcessesPool final : public ExecutionPool {
   std::size_t concurrency() const noexcept override { return waiters_.max_workers(); }
   void submit(JobPtr job) override {
     waiters_.post([this, job = std::move(job)] {
-      run_job(runner_, *job, [&](Context&) {
+      run_job(runner_, job, [&](Context&) {
         return children_.run(job->delivery.envelope, runner_.hostname(), time_limit_of(job->msg));
       });
     });
@@ -74,6 +75,7 @@ class AsyncPool final : public ExecutionPool {
     std::promise<aio::EventLoop*> ready;
     auto started = ready.get_future();
     thread_ = std::thread([&ready] {
+      sync::set_current_thread_name("celeriac-aloop");
       aio::EventLoop loop;
       ready.set_value(&loop);
       loop.run_forever();
@@ -100,7 +102,7 @@ class AsyncPool final : public ExecutionPool {
 
  private:
   aio::Task<void> run(JobPtr job) {
-    if (runner_.begin(*job)) {
+    if (runner_.begin(job)) {
       Context ctx(runner_.app(), *job->def, job->msg, runner_.hostname());
       Outcome out = co_await run_on_loop(ctx, *job->def, job->msg);
       runner_.finish(*job, std::move(out));
@@ -125,7 +127,7 @@ class SoloPool final : public ExecutionPool {
   std::string_view name() const noexcept override { return "solo"; }
   std::size_t concurrency() const noexcept override { return 1; }
   void submit(JobPtr job) override {
-    run_job(runner_, *job, [&](Context& ctx) { return run_here(ctx, *job->def, job->msg); });
+    run_job(runner_, job, [&](Context& ctx) { return run_here(ctx, *job->def, job->msg); });
   }
   void shutdown() override {}
 

@@ -143,40 +143,31 @@ void JobLifecycle::ack(const Job& j) {
   }
 }
 
-// ---- receive ----
+// ---- admit ----
 
-JobPtr JobLifecycle::receive(Delivery d) {
+JobLifecycle::Admission JobLifecycle::admit(const JobPtr& job) {
   count(&WorkerCounters::received);
-  auto job = std::make_shared<Job>();
+  const Delivery& d = job->delivery;
   try {
     job->msg = decode(d.envelope, DecodeOptions{settings_.max_message_size});
   } catch (const MessageError& e) {
     dead_letter(d, e.what(), e.task_id(), e.task_name(),
                 TaskError("InvalidTaskError", "celery.exceptions", std::string(e.what())));
-    return nullptr;
+    return Admission::done;
   }
   TaskMessage& m = job->msg;
-  job->delivery = std::move(d);
   if (m.has_canvas()) {
     std::string why = "task " + m.task + "[" + m.id +
                       "] carries canvas work (callbacks/errbacks/chain/chord), which this worker does not run yet";
-    dead_letter(job->delivery, why, m.id, m.task, TaskError("NotImplementedError", "builtins", why));
-    return nullptr;
+    dead_letter(d, why, m.id, m.task, TaskError("NotImplementedError", "builtins", why));
+    return Admission::done;
   }
-  job->def = app_.find_task(m.task);
-  if (!job->def) {
-    dead_letter(job->delivery, "unregistered task '" + m.task + "'", m.id, m.task, not_registered(m.task));
-    return nullptr;
+  const TaskDef* def = app_.find_task(m.task);
+  if (!def) {
+    dead_letter(d, "unregistered task '" + m.task + "'", m.id, m.task, not_registered(m.task));
+    return Admission::done;
   }
-  bool is_revoked;
-  {
-    std::lock_guard lock(books_.mu);
-    is_revoked = books_.revoked.count(m.id) > 0;
-  }
-  if (is_revoked || (m.expires && Clock::now() >= *m.expires)) {
-    revoke(*job, is_revoked ? "revoked" : "expired");
-    return nullptr;
-  }
+  job->def = def;
   if (has_services())
     emit(Json{{"type", "task-received"},
               {"uuid", m.id},
@@ -188,12 +179,11 @@ JobPtr JobLifecycle::receive(Delivery d) {
               {"retries", m.retries},
               {"eta", m.eta ? Json(format_iso8601(*m.eta)) : Json()},
               {"expires", m.expires ? Json(format_iso8601(*m.expires)) : Json()}});
-  return job;
-}
-
-void JobLifecycle::queued(const JobPtr& job) {
-  std::lock_guard lock(books_.mu);
-  books_.queued[job->msg.id] = job;
+  if (m.eta && *m.eta > Clock::now() && eta_ahead_) {
+    eta_ahead_(job);
+    return Admission::held;
+  }
+  return Admission::run;
 }
 
 void JobLifecycle::dead_letter(const Delivery& d, const std::string& reason, const std::optional<std::string>& id,
@@ -230,9 +220,8 @@ void JobLifecycle::revoke(Job& j, const std::string& why) {
 // ---- begin / finish ----
 
 void JobLifecycle::release(const Job& j) {
-  {
+  if (j.def) {
     std::lock_guard lock(books_.mu);
-    books_.queued.erase(j.msg.id);
     books_.running.erase(j.msg.id);
   }
   if (released_) released_();
@@ -246,21 +235,35 @@ void JobLifecycle::put_back(Job& j) {
   }
 }
 
-bool JobLifecycle::begin(Job& j) {
-  const TaskMessage& m = j.msg;
+void JobLifecycle::dispatched(const std::vector<JobPtr>& jobs) {
+  std::lock_guard lock(books_.mu);
+  for (const auto& j : jobs) books_.waiting.emplace(j.get(), j);
+}
+
+bool JobLifecycle::begin(const JobPtr& job) {
+  Job& j = *job;
+  {
+    std::lock_guard lock(books_.mu);
+    books_.waiting.erase(&j);
+  }
   if (stopping_) {
     put_back(j);
     release(j);
     return false;
   }
+  if (!j.def) {
+    switch (admit(job)) {
+      case Admission::run: break;
+      case Admission::held: return false;  // the consumer holds it; its window slot is free
+      case Admission::done: release(j); return false;
+    }
+  }
+  const TaskMessage& m = j.msg;
   bool revoked_now;
   {
     std::lock_guard lock(books_.mu);
     revoked_now = books_.revoked.count(m.id) > 0;
-    auto it = books_.queued.find(m.id);
-    if (it != books_.queued.end()) {
-      books_.running.insert(books_.queued.extract(it));
-    }
+    if (!revoked_now) books_.running[m.id] = job;
   }
   if (revoked_now || (m.expires && Clock::now() >= *m.expires)) {
     revoke(j, revoked_now ? "revoked" : "expired");

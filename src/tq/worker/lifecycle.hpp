@@ -1,8 +1,8 @@
 // The job lifecycle: every state a task message goes through in the worker,
 // one function per transition —
 //
-//   receive  (decoded and checked; dead-lettered, revoked or expired here)
-//   queued   (handed to the execution pool)
+//   admit    (decoded and checked on the pool's thread; dead-lettered,
+//             revoked, expired or handed back to be held for its ETA here)
 //   begin    (started: early ack, STARTED, task-started)
 //   finish   -> succeed | fail | retry | requeue_lost
 //   revoke   (revoked or expired, at receive or at begin)
@@ -36,7 +36,7 @@ struct WorkerBooks {
   mutable std::mutex mu;
   WorkerCounters counters;
   std::map<std::string, std::uint64_t> totals;         // succeeded per task name
-  std::unordered_map<std::string, JobPtr> queued;      // handed to the pool, not begun
+  std::unordered_map<const Job*, JobPtr> waiting;     // dispatched, not begun (prefetched)
   std::unordered_map<std::string, JobPtr> running;     // begun, not finished
   std::unordered_set<std::string> revoked;             // ids revoked by remote control
 };
@@ -53,9 +53,12 @@ class JobLifecycle final : public JobRunner {
  public:
   JobLifecycle(App& app, Broker& broker, WorkerBooks& books, LifecycleSettings settings);
 
-  /// Called when a dispatched job leaves the worker (finished, revoked at
-  /// begin, put back): the consumer's prefetch window reopens by one.
+  /// Called when a dispatched job leaves the worker (finished, rejected at
+  /// admission, put back): the consumer's prefetch window reopens by one.
   void on_released(std::function<void()> fn) { released_ = std::move(fn); }
+  /// Called with an admitted job whose ETA is still ahead: the consumer
+  /// holds it (outside the window) and dispatches it again when due.
+  void on_eta_ahead(std::function<void(JobPtr)> fn) { eta_ahead_ = std::move(fn); }
   /// Adds a service that receives the task events.
   void add_service(std::unique_ptr<WorkerService> s) { services_.push_back(std::move(s)); }
   /// Stops the services (before the broker restores what is unacknowledged).
@@ -63,16 +66,13 @@ class JobLifecycle final : public JobRunner {
   /// From now on begin() puts jobs back instead of running them.
   void stop() { stopping_ = true; }
 
-  /// A reserved message arrives: decoded and checked. Null when it was dealt
-  /// with here (dead-lettered, revoked, expired).
-  JobPtr receive(Delivery d);
-  /// The job is handed to the pool.
-  void queued(const JobPtr& job);
+  /// Jobs handed to the pool (prefetched until they begin).
+  void dispatched(const std::vector<JobPtr>& jobs);
   /// Puts a reserved job back in its queue (shutdown before it ran).
   void put_back(Job& job);
 
   // JobRunner
-  bool begin(Job& job) override;
+  bool begin(const JobPtr& job) override;
   void finish(Job& job, Outcome outcome) override;
   App& app() override { return app_; }
   const std::string& hostname() const override { return settings_.hostname; }
@@ -81,6 +81,8 @@ class JobLifecycle final : public JobRunner {
   Json request_info(const Job& job, bool acknowledged) const;
 
  private:
+  enum class Admission { run, held, done };
+  Admission admit(const JobPtr& job);
   void succeed(Job& job, Json result, double runtime);
   void fail(const TaskMessage& m, const TaskError& error, bool store_results, const std::string& what,
             std::optional<Delivery> ack_after = std::nullopt);
@@ -110,6 +112,7 @@ class JobLifecycle final : public JobRunner {
   WorkerBooks& books_;
   std::vector<std::unique_ptr<WorkerService>> services_;
   std::function<void()> released_;
+  std::function<void(JobPtr)> eta_ahead_;
   std::atomic<bool> stopping_{false};
 };
 

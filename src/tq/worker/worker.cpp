@@ -137,6 +137,7 @@ void Worker::start() {
       *s.broker, *s.lifecycle, std::move(cs), [&s](detail::JobPtr j) { s.pool->submit(std::move(j)); },
       [&s] { s.shutdown_sequence(); });
   s.lifecycle->on_released([&s] { s.consumer->release(); });
+  s.lifecycle->on_eta_ahead([&s](detail::JobPtr j) { s.consumer->hold(std::move(j)); });
   for (auto& f : worker_services(url.scheme)) {
     try {
       s.lifecycle->add_service(f(url, *this));
@@ -245,8 +246,22 @@ Json Worker::reserved() const {
   Json out = Json::array();
   if (!s.lifecycle) return out;
   for (auto& j : s.consumer->held()) out.push_back(s.lifecycle->request_info(*j, false));
-  std::lock_guard lock(s.books.mu);
-  for (auto& [id, job] : s.books.queued) out.push_back(s.lifecycle->request_info(*job, false));
+  std::vector<detail::JobPtr> waiting;
+  {
+    std::lock_guard lock(s.books.mu);
+    for (auto& [p, j] : s.books.waiting) waiting.push_back(j);
+  }
+  for (auto& j : waiting) {
+    // Decoded here, for this answer only: a pool thread may be admitting
+    // the job right now (only its delivery is settled).
+    detail::Job peek;
+    try {
+      peek.msg = decode(j->delivery.envelope);
+    } catch (const std::exception&) {
+      continue;  // undecodable: the lifecycle dead-letters it when its turn comes
+    }
+    out.push_back(s.lifecycle->request_info(peek, false));
+  }
   return out;
 }
 

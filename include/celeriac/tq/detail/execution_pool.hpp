@@ -18,11 +18,13 @@
 
 namespace celeriac::tq::detail {
 
-/// A reserved message on its way through the worker.
+/// A reserved message on its way through the worker. The consumer makes
+/// it from the delivery alone; the lifecycle decodes it on the pool's
+/// thread (so decoding runs in parallel, off the consumer).
 struct Job {
   Delivery delivery;              ///< the broker's receipt (ack, requeue)
-  TaskMessage msg;                ///< the decoded message
-  const TaskDef* def = nullptr;   ///< the registered task
+  TaskMessage msg;                ///< the decoded message (once admitted)
+  const TaskDef* def = nullptr;   ///< the registered task (null until admitted)
   std::chrono::steady_clock::time_point started{};  ///< when the body began
 };
 using JobPtr = std::shared_ptr<Job>;
@@ -31,9 +33,11 @@ using JobPtr = std::shared_ptr<Job>;
 class JobRunner {
  public:
   virtual ~JobRunner() = default;
-  /// Called right before the body, on the thread that will run it. False:
-  /// do not run it (revoked, expired or shutting down; already dealt with).
-  virtual bool begin(Job& job) = 0;
+  /// Called right before the body, on the thread that will run it: admits
+  /// the job (decodes and checks it) if not yet done, then starts it. False:
+  /// do not run it (bad, revoked, expired, held for its ETA or shutting
+  /// down; already dealt with).
+  virtual bool begin(const JobPtr& job) = 0;
   /// Called once with what the body produced, on any thread.
   virtual void finish(Job& job, Outcome outcome) = 0;
   /// The app whose tasks run.
