@@ -354,12 +354,16 @@ TEST(CeleryInterop, ManyCppResultsAndATimeoutThatDoesNotHang) {
 
 // ---- (c) a Python and a C++ worker share one queue ----
 
-TEST(CeleryInterop, PythonAndCppWorkersShareAQueueEveryTaskOnce) {
+namespace {
+
+// `kTasks` tasks on one queue consumed by a Python worker and a C++ worker
+// reserving with `cpp_options`: each runs exactly once, every result is
+// stored by whoever ran it, and nothing is left in kombu's unacked.
+void share_a_queue(tq::WorkerOptions cpp_options, int kTasks) {
   RedisServer server;
   CeleryWorker py(server.url());
-  CppSide cpp(server, cpp_worker_options(1, 1));
+  CppSide cpp(server, std::move(cpp_options));
   tq::App client(server.url(), server.url());
-  constexpr int kTasks = 200;
   std::vector<tq::TaskMessage> batch;
   std::vector<std::string> ids;
   for (int i = 0; i < kTasks; ++i) {
@@ -394,6 +398,20 @@ TEST(CeleryInterop, PythonAndCppWorkersShareAQueueEveryTaskOnce) {
   }
   EXPECT_EQ(by_py, py_runs);
   EXPECT_TRUE(eventually([&] { return redis.command({"HLEN", "unacked"}).integer() == 0; }, 10s));
+  EXPECT_TRUE(eventually([&] { return redis.command({"ZCARD", "unacked_index"}).integer() == 0; }, 10s));
+}
+
+}  // namespace
+
+TEST(CeleryInterop, PythonAndCppWorkersShareAQueueEveryTaskOnce) {
+  share_a_queue(cpp_worker_options(1, 1), 200);
+}
+
+// The C++ worker reserves up to 128 messages per round trip (one Lua call
+// moving them into unacked/unacked_index as kombu would) beside a Python
+// worker reserving its own way.
+TEST(CeleryInterop, BatchedReservesShareAQueueWithAPythonWorker) {
+  share_a_queue(cpp_worker_options(2, 64), 1000);
 }
 
 // ---- (d) the real Celery CLI sees the C++ worker ----
