@@ -153,7 +153,30 @@ void App::publish_many(const std::vector<TaskMessage>& messages) {
   std::vector<Outgoing> out;
   out.reserve(messages.size());
   for (const auto& m : messages) out.push_back(Outgoing{m.queue, m.priority, encode(m)});
-  broker().publish_many(out);
+  try {
+    broker().publish_many(out);
+  } catch (const BrokerError& e) {
+    std::vector<std::string> ids;
+    ids.reserve(messages.size());
+    for (const auto& m : messages) ids.push_back(m.id);
+    throw PublishError(e.what(), std::move(ids));
+  }
+}
+
+std::vector<AsyncResult<Json>> App::send_many(const std::string& name, const std::vector<Json>& args_list,
+                                              const CallOptions& options) {
+  if (!options.task_id.empty())
+    throw ConfigError("send_many('" + name + "'): a task_id in the options would be shared by every call");
+  std::vector<TaskMessage> messages;
+  std::vector<AsyncResult<Json>> results;
+  messages.reserve(args_list.size());
+  results.reserve(args_list.size());
+  for (const auto& args : args_list) {
+    messages.push_back(build_message(name, args, Json::object(), options));
+    results.emplace_back(*this, messages.back().id);  // watched before anything is published
+  }
+  publish_many(messages);
+  return results;
 }
 
 AsyncResult<Json> App::send_task(const std::string& name, Json args, Json kwargs, const CallOptions& options) {

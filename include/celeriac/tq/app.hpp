@@ -107,8 +107,15 @@ class App {
   TaskMessage build_message(const std::string& name, Json args, Json kwargs, const CallOptions& options) const;
   /// Publishes a built message (with the publish retry policy). Returns its id.
   std::string publish(const TaskMessage& message, const CallOptions& options = {});
-  /// Publishes many messages in one broker batch (same queue/priority rules).
+  /// Publishes many messages in one broker batch: one round trip on Redis
+  /// (atomic, exactly once even across a reconnect), one transaction on
+  /// SQLite. Throws PublishError naming the task ids when the batch failed.
   void publish_many(const std::vector<TaskMessage>& messages);
+  /// Sends one call of task `name` per element of `args_list` (each a JSON
+  /// array of positional arguments) as one batch (see publish_many());
+  /// returns their results in order.
+  std::vector<AsyncResult<Json>> send_many(const std::string& name, const std::vector<Json>& args_list,
+                                           const CallOptions& options = {});
 
   /// A handle on an existing task id's result.
   template <class T = Json>

@@ -4,6 +4,7 @@
 
 #include <optional>
 #include <string>
+#include <vector>
 #include <utility>
 
 #include <nlohmann/json.hpp>
@@ -41,6 +42,19 @@ class MessageError : public Error {
 class BrokerError : public Error {
  public:
   using Error::Error;
+};
+
+/// A batch publish failed: the broker's reason, and the ids of the tasks
+/// that were not published (every one of the batch: batches are atomic).
+class PublishError : public BrokerError {
+ public:
+  PublishError(const std::string& what, std::vector<std::string> task_ids)
+      : BrokerError(what), task_ids_(std::move(task_ids)) {}
+  /// The tasks not published.
+  const std::vector<std::string>& task_ids() const noexcept { return task_ids_; }
+
+ private:
+  std::vector<std::string> task_ids_;
 };
 
 /// The result backend failed (I/O, database, connection).

@@ -312,14 +312,56 @@ void RedisBroker::publish_many(std::span<const Outgoing> messages) {
       batch.push_back(&m);
     }
     flush();
-    pool_.run([&](Connection& c) {
-      for (auto& r : c.execute(p))
-        if (r.is_error()) throw ReplyError("Redis " + c.describe() + ": LPUSH: " + r.str());
-      return 0;
-    });
+    if (messages.size() == 1) {  // one message: at-least-once on a lost reply, as kombu
+      pool_.run([&](Connection& c) {
+        for (auto& r : c.execute(p))
+          if (r.is_error()) throw ReplyError("Redis " + c.describe() + ": LPUSH: " + r.str());
+        return 0;
+      });
+      return;
+    }
+    publish_once(p, messages.size());
   } catch (...) {
-    // forget declarations made in this call: they may not have reached Redis
     rethrow_as_broker_error(url_, "publish");
+  }
+}
+
+// A batch goes in one MULTI/EXEC that also sets a marker key: when the
+// connection dies before EXEC's reply, the marker says whether the batch
+// went in, so a retry never publishes it twice. All or none; when none
+// could be published by the reconnect deadline, BrokerError says so.
+void RedisBroker::publish_once(Pipeline p, std::size_t count) {
+  const std::string marker = "celeriac.published." + make_uuid();
+  p.add({"SET", marker, "1", "PX", "600000"});
+  auto deadline = SteadyClock::now() + opts_.reconnect_timeout;
+  bool unknown = false;  // a transaction was sent and its outcome not learned
+  for (;;) {
+    std::optional<PooledConnection> c;
+    try {
+      c.emplace(pool_.acquire_until(deadline));
+      if (unknown) {
+        if ((**c).command({"EXISTS", marker}).integer() == 1) return;
+        unknown = false;
+      }
+      unknown = true;
+      auto replies = (**c).transaction(p);
+      unknown = false;
+      if (!replies) throw ReplyError("Redis " + (**c).describe() + ": batch publish: transaction aborted");
+      for (auto& r : *replies)
+        if (r.is_error()) throw ReplyError("Redis " + (**c).describe() + ": batch publish: " + r.str());
+      return;
+    } catch (...) {
+      if (!is_conn_error()) throw;
+      if (c) (**c).close();
+      pool_.clear();
+      if (SteadyClock::now() >= deadline)
+        throw BrokerError("Redis " + url_.redacted() + ": batch publish of " + std::to_string(count) +
+                          " message(s) failed: " +
+                          (unknown ? "the server went away before confirming; whether the batch went in (all "
+                                     "of it or none: it is atomic) could not be learned before the reconnect "
+                                     "deadline"
+                                   : "none of them was published (the batch is atomic)"));
+    }
   }
 }
 

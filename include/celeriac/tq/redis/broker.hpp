@@ -122,6 +122,7 @@ class RedisBroker final : public tq::Broker {
     std::string pre_env;
   };
   void declare(std::string_view queue, Pipeline& p);
+  void publish_once(Pipeline p, std::size_t count);
   ConsumeKeys consume_keys(std::span<const std::string> queues);
   std::vector<Delivery> pop(Connection& c, const ConsumeKeys& k, int pre_index,
                             const std::string& pre_env, std::size_t max);
