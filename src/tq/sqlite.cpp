@@ -1,9 +1,13 @@
 // sqlite:// broker and result backend: durable, several processes on one
 // host. WAL journal, busy timeout, reservations and acks in transactions.
 // Within one process every Broker/Backend on the same file shares one
-// connection (no lock contention between them) and a condition variable
-// (publishers wake local consumers at once; other processes are polled).
+// connection (no lock contention between them) and a condition variable:
+// publishers wake local consumers at once, and another process's commits
+// wake them through inotify on the database's write-ahead log (no polling).
+#include <poll.h>
 #include <sqlite3.h>
+#include <sys/eventfd.h>
+#include <sys/inotify.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -82,6 +86,9 @@ struct Db {
   std::condition_variable cv;  // publish / store notifications within the process
   std::uint64_t local_version = 0;
   std::map<std::string, Stmt> stmts;
+  int inotify_fd = -1;  // see watch_other_processes()
+  int stop_fd = -1;
+  std::thread watcher;
 
   explicit Db(const std::string& p) : path(p) {
     if (sqlite3_open_v2(p.c_str(), &db,
@@ -119,8 +126,54 @@ struct Db {
         "NOT NULL");
   }
   ~Db() {
+    if (watcher.joinable()) {
+      std::uint64_t one = 1;
+      (void)!write(stop_fd, &one, sizeof one);
+      watcher.join();
+    }
+    if (inotify_fd >= 0) close(inotify_fd);
+    if (stop_fd >= 0) close(stop_fd);
     stmts.clear();
     sqlite3_close_v2(db);
+  }
+
+  // Starts (once; caller holds mu) the thread that turns other processes'
+  // commits into notify(): inotify on the database's folder, filtered to
+  // this database's files (every WAL commit writes <db>-wal). Without
+  // inotify, waiters fall back to polling data_version.
+  bool watch_other_processes() {
+    if (watcher.joinable()) return true;
+    if (inotify_fd >= 0) return false;  // tried and failed before
+    inotify_fd = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
+    stop_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    std::filesystem::path file(path);
+    if (inotify_fd < 0 || stop_fd < 0 ||
+        inotify_add_watch(inotify_fd, file.parent_path().c_str(), IN_MODIFY | IN_CLOSE_WRITE) < 0)
+      return false;
+    watcher = std::thread([this, name = file.filename().string()] { watch_loop(name); });
+    return true;
+  }
+
+  void watch_loop(const std::string& name) {
+    alignas(inotify_event) char buf[4096];
+    for (;;) {
+      pollfd fds[2] = {{inotify_fd, POLLIN, 0}, {stop_fd, POLLIN, 0}};
+      if (poll(fds, 2, -1) < 0 && errno != EINTR) return;
+      if (fds[1].revents) return;
+      bool ours = false;
+      ssize_t n;
+      while ((n = read(inotify_fd, buf, sizeof buf)) > 0) {
+        for (char* p = buf; p < buf + n;) {
+          auto* e = reinterpret_cast<inotify_event*>(p);
+          if (e->len && std::string_view(e->name).rfind(name, 0) == 0) ours = true;
+          p += sizeof(inotify_event) + e->len;
+        }
+      }
+      if (ours) {
+        std::lock_guard lock(mu);
+        notify();
+      }
+    }
   }
 
   void exec(const char* sql) {
@@ -271,9 +324,13 @@ class SqliteBroker final : public Broker {
       if (!out.empty()) return out;
       auto now = std::chrono::steady_clock::now();
       if (now >= deadline) return out;
-      // Wake on a local publish or ack at once; poll for other processes' publishes.
+      // Woken by a publish or ack in this process, or (inotify) another
+      // process's commit; polling only where inotify is unavailable.
+      bool first_watch = !db_->watcher.joinable();
+      bool watched = db_->watch_other_processes();
+      if (first_watch && watched) continue;  // a commit before the watch began: look once more
       std::uint64_t seen = db_->local_version;
-      db_->cv.wait_until(lock, std::min(deadline, now + poll),
+      db_->cv.wait_until(lock, watched ? deadline : std::min(deadline, now + poll),
                          [&] { return db_->local_version != seen || closed_ || !pending_acks_.empty(); });
       if (!pending_acks_.empty()) flush_acks_locked();
       poll = std::min(poll * 2, std::chrono::milliseconds(20));
@@ -575,8 +632,9 @@ class SqliteBackend final : public ResultBackend {
       }
       auto now = std::chrono::steady_clock::now();
       if (now >= deadline || closed_) return false;
+      bool watched = db_->watch_other_processes();
       std::uint64_t seen = db_->local_version;
-      db_->cv.wait_until(lock, std::min(deadline, now + poll),
+      db_->cv.wait_until(lock, watched ? deadline : std::min(deadline, now + poll),
                          [&] { return db_->local_version != seen; });
       poll = std::min(poll * 2, std::chrono::milliseconds(10));
     }
