@@ -6,6 +6,7 @@
 //   (c) sequential delay().get() round trips                   p50 / p99
 //   (d) the SQLite broker (durable, embedded), as (a)          tasks/s
 //   (e) resident memory of an idle worker                      MiB
+//   (f) worker RSS after 100,000 and after 1,000,000 tasks      MiB
 //   drain: N envelopes preloaded by raw LPUSH (untimed), then the worker
 //          drains them, without and with results                tasks/s
 //          (timed from the first message leaving the list to the last
@@ -49,6 +50,7 @@ struct Sizes {
   int ignore = 20000, results = 5000, rtt = 500, sqlite = 20000;
   int py_ignore = 4000, py_results = 1500, py_rtt = 200;
   int drain = 100000, py_drain = 5000;
+  int mem_first = 100000, mem_total = 1000000;
 };
 
 double seconds_since(SteadyClock::time_point t0) {
@@ -234,6 +236,23 @@ bool queue_done(tq::redis::Connection& c, const std::string& last, bool results)
   return !results || redis_int(c, {"EXISTS", "celery-task-meta-" + last}) == 1;
 }
 
+// (f): RSS of a worker process (the --idle-worker child) after `first` and
+// after `total` no-op tasks, fed in preloaded chunks; {after first, after total} in MiB.
+std::pair<double, double> memory_growth(const std::string& url, pid_t worker, int first, int total) {
+  auto c = tq::redis::Connection::connect(url);
+  double after_first = 0;
+  for (int done = 0; done < total;) {
+    int chunk = std::min(first, total - done);
+    preload(url, "tasks.noop", chunk, true);
+    while (!queue_done(c, "", false)) std::this_thread::sleep_for(1ms);
+    done += chunk;
+    progress("(f) " + std::to_string(done) + " tasks done, worker RSS " +
+             fmtd("%.1f MiB", static_cast<double>(rss_kib(worker)) / 1024.0));
+    if (done == first) after_first = static_cast<double>(rss_kib(worker)) / 1024.0;
+  }
+  return {after_first, static_cast<double>(rss_kib(worker)) / 1024.0};
+}
+
 struct Row {
   std::string name, unit, target;
   double cpp = 0, py = 0;
@@ -264,7 +283,7 @@ int main(int argc, char** argv) {
   bool drain_only = false;
   for (int i = 1; i < argc; ++i) {
     if (std::strcmp(argv[i], "--quick") == 0) {
-      n = Sizes{2000, 500, 100, 2000, 500, 200, 50, 10000, 1000};
+      n = Sizes{2000, 500, 100, 2000, 500, 200, 50, 10000, 1000, 10000, 100000};
     } else if (std::strcmp(argv[i], "--no-celery") == 0) {
       celery = false;
     } else if (std::strcmp(argv[i], "--drain-only") == 0) {
@@ -282,12 +301,19 @@ int main(int argc, char** argv) {
   std::vector<Row> rows(5);
   rows[0] = {"(a) " + std::to_string(n.ignore) + " tasks, ignore_result", "tasks/s", ">= 50000"};
   rows[1] = {"(b) " + std::to_string(n.results) + " tasks, results fetched", "tasks/s", ">= 25000"};
-  rows[2] = {"(c) delay().get() round trip p50", "ms", "<= 0.4"};
-  rows[3] = {"(c) delay().get() round trip p99", "ms", "<= 2"};
-  rows[4] = {"(e) idle worker resident memory", "MiB", "-"};
+  rows[2] = {"(c) delay().get() round trip p50", "ms", "<= 0.25"};
+  rows[3] = {"(c) delay().get() round trip p99", "ms", "<= 1"};
+  rows[4] = {"(e) idle worker resident memory", "MiB", "<= 8"};
   rows[2].higher_is_better = rows[3].higher_is_better = rows[4].higher_is_better = false;
+  std::vector<Row> mem_rows(2);
+  mem_rows[0] = {"(f) worker RSS after " + std::to_string(n.mem_first) + " tasks", "MiB", "-"};
+  mem_rows[1] = {"(f) worker RSS after " + std::to_string(n.mem_total) + " tasks", "MiB", "-"};
+  for (auto& r : mem_rows) {
+    r.has_py = false;
+    r.higher_is_better = false;
+  }
   Row sqlite_row{"(d) SQLite broker, " + std::to_string(n.sqlite) + " tasks, ignore_result",
-                 "tasks/s", ">= 20000"};
+                 "tasks/s", ">= 50000"};
   sqlite_row.has_py = false;
 
   std::vector<Row> drain_rows(2);
@@ -362,6 +388,10 @@ int main(int argc, char** argv) {
     std::this_thread::sleep_for(2s);
     rows[4].cpp = static_cast<double>(rss_kib(idle.pid())) / 1024.0;
     progress("(e) celeriac idle worker: " + fmtd("%.1f MiB", rows[4].cpp));
+    auto [first, total] = memory_growth(url, idle.pid(), n.mem_first, n.mem_total);
+    mem_rows[0].cpp = first;
+    mem_rows[1].cpp = total;
+    mem_rows[1].target = fmtd("<= %.1f (+10 %)", first * 1.1);
   }
   if (celery) {
     test::CeleryWorker py(url, test::CeleryWorker::Options{});
@@ -386,6 +416,7 @@ int main(int argc, char** argv) {
   }
   rows.insert(rows.begin() + 4, sqlite_row);
   rows.insert(rows.begin(), drain_rows.begin(), drain_rows.end());
+  rows.insert(rows.end(), mem_rows.begin(), mem_rows.end());
   print_table(rows);
   std::printf(
       "Celery side: %d / %d / %d tasks (fewer: it is slower; rates compare). Total %.0f s.\n",
