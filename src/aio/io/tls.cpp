@@ -252,6 +252,7 @@ TlsSession::~TlsSession() {
 
 void TlsSession::fail(const char* op, int ret) {
   SSL* ssl = static_cast<SSL*>(ssl_);
+  shut_ = true;  // after a fatal error OpenSSL forbids SSL_shutdown
   int err = SSL_get_error(ssl, ret);
   int sys_errno = errno;
   long verify = SSL_get_verify_result(ssl);
