@@ -20,6 +20,7 @@ RedisServer::RedisServer(Options opts) : opts_(std::move(opts)), dir_("celeriac-
 RedisServer::RedisServer(Options opts, Tls tls)
     : opts_(std::move(opts)), tls_(std::move(tls)), dir_("celeriac-redis") {
   port_ = free_port();
+  if (tls_->plaintext_too) plain_port_ = free_port();
   start();
 }
 
@@ -37,6 +38,12 @@ std::string RedisServer::url(int db) const {
   return u;
 }
 
+std::string RedisServer::plain_url(int db) const {
+  if (plain_port_ == 0) throw std::logic_error("RedisServer::plain_url: no plaintext port");
+  std::string auth = opts_.password.empty() ? "" : ":" + opts_.password + "@";
+  return "redis://" + auth + "127.0.0.1:" + std::to_string(plain_port_) + "/" + std::to_string(db);
+}
+
 std::vector<std::string> RedisServer::tls_cli_args() const {
   if (!tls_) return {};
   std::vector<std::string> a = {"--tls", "--cacert", tls_->ca};
@@ -48,7 +55,7 @@ std::vector<std::string> RedisServer::tls_cli_args() const {
 void RedisServer::start() {
   std::vector<std::string> argv = {"redis-server",
                                    "--port",
-                                   tls_ ? "0" : std::to_string(port_),
+                                   tls_ ? std::to_string(plain_port_) : std::to_string(port_),
                                    "--bind",
                                    "127.0.0.1",
                                    "--save",

@@ -28,6 +28,7 @@ class RedisServer {
     bool require_client_cert = false;  ///< --tls-auth-clients yes
     std::string client_cert;           ///< put in url() and used by cli() when set
     std::string client_key;            ///< its key
+    bool plaintext_too = false;        ///< also a plaintext port (plain_url()), e.g. to compare
   };
   RedisServer() : RedisServer(Options{}) {}
   explicit RedisServer(Options opts);
@@ -43,6 +44,8 @@ class RedisServer {
   /// with TLS "rediss://...?ssl_cert_reqs=required&ssl_ca_certs=<ca>" (and
   /// the client certificate when the options name one).
   std::string url(int db = 0) const;
+  /// With Tls::plaintext_too: "redis://127.0.0.1:<plain port>/<db>" on the same server.
+  std::string plain_url(int db = 0) const;
   /// SIGKILL (a crash).
   void kill_hard();
   /// Graceful stop (SIGTERM).
@@ -63,6 +66,7 @@ class RedisServer {
   std::optional<Tls> tls_;
   TempDir dir_;
   int port_;
+  int plain_port_ = 0;
   ChildProcess proc_;
 };
 
