@@ -106,6 +106,11 @@ std::shared_ptr<TlsContextImpl> make_context(TlsOptions o, bool server) {
   // Partial writes, and a retried write may come from a moved buffer (the
   // stream's write buffer compacts itself).
   SSL_CTX_set_mode(ctx, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
+  // Read ahead: one recv() takes every record that is there, instead of a
+  // header read and a body read per record. Safe because every reader tries
+  // SSL_read first and waits for the fd only when OpenSSL says WANT_READ
+  // (its buffer holds no whole record).
+  SSL_CTX_set_read_ahead(ctx, 1);
   TlsVerify verify = o.verify.value_or(server ? TlsVerify::none : TlsVerify::required);
   o.verify = verify;
   int mode = SSL_VERIFY_NONE;
