@@ -11,6 +11,7 @@
 
 #include "celeriac/aio/event.hpp"
 #include "celeriac/aio/server.hpp"
+#include "celeriac/aio/sleep.hpp"
 #include "celeriac/aio/streams.hpp"
 #include "celeriac/aio/task.hpp"
 #include "celeriac/aio/tls.hpp"
@@ -501,6 +502,49 @@ TEST(AioTls, PlainClientAtATlsServerGetsNoService) {
     server.close();
     co_await server.wait_closed();
     EXPECT_EQ(seen.connections, 0);
+  };
+  aio::run(main());
+}
+
+namespace {
+
+struct Holder {
+  aio::StreamWriter writer;
+  aio::Event connected;
+};
+
+aio::Task<void> hold(Holder* h, aio::StreamReader r, aio::StreamWriter w) {
+  h->writer = w;
+  h->connected.set();
+  co_await r.read();  // until the client's EOF
+  w.close();
+}
+
+}  // namespace
+
+TEST(AioTls, CancelledReadLeavesTheTlsStreamUsable) {
+  auto main = []() -> aio::Task<void> {
+    Holder holder;
+    aio::ConnectionHandler h = [&holder](aio::StreamReader r, aio::StreamWriter w) {
+      return hold(&holder, std::move(r), std::move(w));
+    };
+    auto server =
+        co_await aio::start_server(std::move(h), "127.0.0.1", 0, server_ctx(certs().server()));
+    auto s = co_await aio::open_connection("localhost", server.port(), client_ctx());
+    co_await holder.connected.wait();
+    auto reading = aio::spawn(s.reader.read_exactly(5));
+    co_await aio::sleep(20ms);  // let it park on the socket (nothing was sent)
+    EXPECT_FALSE(reading.done());
+    reading.cancel();
+    EXPECT_THROW(co_await reading, CancelledError);
+    // No registration or TLS state left behind: the next read gets the bytes.
+    holder.writer.write("hello");
+    EXPECT_EQ(co_await s.reader.read_exactly(5), "hello");
+    s.writer.write_eof();
+    EXPECT_EQ(co_await s.reader.read(), "");
+    s.writer.close();
+    server.close();
+    co_await server.wait_closed();
   };
   aio::run(main());
 }
