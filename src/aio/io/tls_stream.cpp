@@ -37,8 +37,14 @@ Task<void> drive_handshake(StreamState& st, const bool& timed_out, std::optional
   for (;;) {
     TlsWant want = st.tls->handshake();
     if (want == TlsWant::none) co_return;
-    bool ok =
-        co_await ReadyOrClosed(want == TlsWant::write ? st.watch.writable() : st.watch.readable());
+    // Two co_await statements, not one over a ?: of awaiters: g++ 12 keeps a
+    // stray copy of that temporary across the suspension (ASan: the closed
+    // watch's state used after free).
+    bool ok;
+    if (want == TlsWant::write)
+      ok = co_await ReadyOrClosed(st.watch.writable());
+    else
+      ok = co_await ReadyOrClosed(st.watch.readable());
     if (!ok && timed_out)
       throw TimeoutError("TLS handshake with " + st.tls->where() + " timed out after " +
                          seconds_text(*limit));
