@@ -5,6 +5,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -23,6 +24,9 @@ struct ServerOptions {
   bool reuse_address = true;  ///< SO_REUSEADDR (TCP)
   bool reuse_port = false;    ///< SO_REUSEPORT (TCP)
   StreamOptions stream;       ///< for each connection's streams
+  /// A server TlsContext: each connection handshakes before the handler
+  /// runs; a failed handshake closes that connection (the handler never runs).
+  std::optional<TlsContext> tls;
 };
 
 namespace detail {
@@ -60,6 +64,10 @@ class Server {
 /// IPv6; port 0 picks a free port, see Server::port()).
 Task<Server> start_server(ConnectionHandler handler, std::string host, std::uint16_t port,
                           ServerOptions options = {});
+/// Listens on host:port with TLS (asyncio.start_server(..., ssl=ctx)): as
+/// start_server with options.tls = tls (a server context).
+Task<Server> start_server(ConnectionHandler handler, std::string host, std::uint16_t port,
+                          TlsContext tls, ServerOptions options = {});
 /// Listens on a Unix socket path ('@name': abstract). An existing socket
 /// file at the path is replaced (as asyncio does).
 Task<Server> start_unix_server(ConnectionHandler handler, std::string path,

@@ -1,7 +1,9 @@
 // Streams as asyncio's: open_connection / open_unix_connection return a
 // (StreamReader, StreamWriter) pair over a non-blocking socket registered
 // once with the loop's epoll (edge triggered). Reads and writes try the
-// syscall first and suspend only on EAGAIN. Loop thread only.
+// syscall first and suspend only on EAGAIN. Loop thread only. With a
+// TlsContext (open_connection(host, port, tls), start_server(..., tls),
+// StreamWriter::start_tls) the same streams carry TLS (see tls.hpp).
 #pragma once
 
 #include <chrono>
@@ -18,6 +20,7 @@
 #include "celeriac/aio/fd_watch.hpp"
 #include "celeriac/aio/socket.hpp"
 #include "celeriac/aio/task.hpp"
+#include "celeriac/aio/tls.hpp"
 
 namespace celeriac::aio {
 
@@ -62,6 +65,8 @@ struct StreamOptions {
 
 namespace detail {
 
+class TlsSession;
+
 /// What a StreamReader and its StreamWriter share: the fd, its epoll
 /// registration and both buffers. Loop thread only.
 struct StreamState {
@@ -85,6 +90,11 @@ struct StreamState {
   bool drained = false;  // last read was short: wait for the next edge
   std::exception_ptr read_error;
 
+  // TLS (null for plain streams): reads and writes go through it.
+  std::unique_ptr<TlsSession> tls;
+  bool tls_read_wants_write = false;  // the last TLS read waits for writability
+  bool aborted = false;               // abort(): no close_notify
+
   // write side
   ByteBuffer wbuf;
   std::exception_ptr write_error;
@@ -106,9 +116,21 @@ struct StreamState {
   void ensure_flusher();
   /// Closes the fd now (abort) or once flushed (close).
   void finish_close() noexcept;
+  /// The write side's EOF once flushed: shutdown(SHUT_WR), or TLS close_notify.
+  void send_eof() noexcept;
+
+ private:
+  bool fill_tls();
+  bool flush_tls() noexcept;  // false: would block
 };
 
 Task<void> flusher(std::shared_ptr<StreamState> st);
+
+/// Runs the TLS handshake on `st` (client or server as `ctx` is), bounded by
+/// the context's handshake_timeout. On any failure or cancellation the
+/// stream is aborted (closed, nothing left pending) and the error rethrown.
+Task<void> tls_handshake(std::shared_ptr<StreamState> st, TlsContext ctx,
+                         std::string server_hostname);
 
 }  // namespace detail
 
@@ -185,6 +207,18 @@ class StreamWriter {
   int fd() const { return st().fd; }
   bool valid() const noexcept { return static_cast<bool>(st_); }
 
+  /// Upgrades the connection to TLS (asyncio's StreamWriter.start_tls), e.g.
+  /// after a STARTTLS exchange: waits for pending writes, then handshakes.
+  /// `server_hostname` (client contexts) is sent as SNI and checked against
+  /// the certificate. InvalidStateError when unread bytes are buffered or the
+  /// stream is already TLS; on failure or cancellation the stream is aborted.
+  Task<void> start_tls(TlsContext tls, std::string server_hostname = {});
+  /// True once the stream carries TLS.
+  bool is_tls() const;
+  /// What TLS negotiated (version, cipher, ALPN, peer subject); InvalidStateError
+  /// on a plain stream.
+  TlsInfo tls_info() const;
+
  private:
   detail::StreamState& st() const;
   std::shared_ptr<detail::StreamState> st_;
@@ -194,6 +228,10 @@ class StreamWriter {
 struct Stream {
   StreamReader reader;
   StreamWriter writer;
+  /// writer.start_tls(tls, server_hostname).
+  Task<void> start_tls(TlsContext tls, std::string server_hostname = {}) {
+    return writer.start_tls(std::move(tls), std::move(server_hostname));
+  }
 };
 
 /// Connects over TCP: resolves `host` (numeric hosts without a thread),
@@ -209,6 +247,16 @@ Task<Stream> open_unix_connection(std::string path, std::optional<Duration> time
 /// Connects to one address.
 Task<Stream> open_connection(SocketAddress address, std::optional<Duration> timeout = std::nullopt,
                              StreamOptions options = {});
+
+/// Connects over TCP, then TLS (asyncio.open_connection(host, port, ssl=ctx)):
+/// `server_hostname` ("" = host) is sent as SNI and, when `tls` verifies
+/// host names, must match the certificate. `timeout` bounds the TCP connect,
+/// the context's handshake_timeout the handshake. Errors: those of the plain
+/// open_connection, CertificateVerifyError (CertificateUntrustedError,
+/// HostnameMismatchError, CertificateExpiredError), TlsError, TimeoutError.
+Task<Stream> open_connection(std::string host, std::uint16_t port, TlsContext tls,
+                             std::optional<Duration> timeout = std::nullopt,
+                             StreamOptions options = {}, std::string server_hostname = {});
 
 /// Wraps a connected non-blocking socket (taken over: the stream closes it).
 Stream make_stream(int fd, StreamOptions options = {});

@@ -53,6 +53,19 @@ Task<void> run_connection(std::shared_ptr<ServerState> st, StreamReader r, Strea
       s->maybe_done();
     }
   } count{st.get()};
+  if (st->options.tls) {
+    // A refused or broken handshake ends this connection only (the stream
+    // is already aborted); the handler sees TLS streams only.
+    bool ok = true;
+    try {
+      co_await w.start_tls(*st->options.tls);
+    } catch (const CancelledError&) {
+      throw;
+    } catch (const std::exception&) {
+      ok = false;
+    }
+    if (!ok) co_return;
+  }
   try {
     co_await st->handler(std::move(r), w);
   } catch (...) {
@@ -119,6 +132,8 @@ int listen_on(const SocketAddress& a, const ServerOptions& o) {
 Task<Server> start(ConnectionHandler handler, std::vector<SocketAddress> addrs,
                    ServerOptions options) {
   if (!handler) throw std::invalid_argument("start_server: empty handler");
+  if (options.tls && !options.tls->is_server())
+    throw std::invalid_argument("start_server: options.tls must be a server TlsContext");
   EventLoop& loop = EventLoop::current();
   auto st = std::make_shared<ServerState>();
   st->handler = std::move(handler);
@@ -206,6 +221,15 @@ Task<Server> start_server(ConnectionHandler handler, std::string host, std::uint
     addrs = co_await resolve(host, port);
   }
   co_return co_await detail::start(std::move(handler), std::move(addrs), options);
+}
+
+Task<Server> start_server(ConnectionHandler handler, std::string host, std::uint16_t port,
+                          TlsContext tls, ServerOptions options) {
+  if (!tls.valid() || !tls.is_server())
+    throw std::invalid_argument("start_server on " + host + ":" + std::to_string(port) +
+                                ": needs a server TlsContext (TlsContext::server)");
+  options.tls = std::move(tls);
+  return start_server(std::move(handler), std::move(host), port, std::move(options));
 }
 
 Task<Server> start_unix_server(ConnectionHandler handler, std::string path, ServerOptions options) {

@@ -13,6 +13,7 @@
 #include <cstring>
 
 #include "celeriac/aio/detail/io_wait.hpp"
+#include "celeriac/aio/detail/tls_session.hpp"
 #include "celeriac/aio/dns.hpp"
 
 namespace celeriac::aio {
@@ -60,6 +61,7 @@ bool StreamState::fill() {
     eof = true;
     return true;
   }
+  if (tls) return fill_tls();
   if (drained) {
     drained = false;
     return false;
@@ -95,7 +97,53 @@ bool StreamState::fill() {
   }
 }
 
+// TLS never uses `drained`: OpenSSL may hold a whole record while the fd is
+// empty, so only its WANT_READ (it met EAGAIN) means "wait for an edge".
+bool StreamState::fill_tls() {
+  constexpr std::size_t kWant = 16 * 1024;  // a TLS record's plaintext at most
+  char* p = rbuf.prepare(kWant);
+  detail::TlsIo io;
+  try {
+    io = tls->read(p, kWant);
+  } catch (...) {
+    read_error = std::current_exception();
+    eof = true;
+    throw;
+  }
+  tls_read_wants_write = io.want == TlsWant::write;
+  switch (io.want) {
+    case TlsWant::none:
+      rbuf.commit(io.bytes);
+      return true;
+    case TlsWant::eof:
+      eof = true;
+      return true;
+    default:
+      return false;
+  }
+}
+
+bool StreamState::flush_tls() noexcept {
+  while (!wbuf.empty() && !write_error) {
+    auto v = wbuf.view();
+    try {
+      auto io = tls->write(v.data(), v.size());
+      if (io.want != TlsWant::none) return false;
+      wbuf.consume(io.bytes);
+    } catch (...) {
+      write_error = std::current_exception();
+      wbuf.consume(wbuf.size());
+    }
+  }
+  return true;
+}
+
 void StreamState::flush_some() noexcept {
+  if (tls) {
+    flush_tls();
+    if (wbuf.empty()) wbuf.shrink_if_empty(1 << 20);
+    return;
+  }
   while (!wbuf.empty() && !write_error) {
     auto v = wbuf.view();
     ssize_t n =
@@ -122,7 +170,21 @@ void StreamState::write(std::string_view data) {
     throw InvalidStateError("StreamWriter::write after " +
                             std::string(closing ? "close()" : "write_eof()") + " on " + where);
   if (write_error || data.empty()) return;
-  if (wbuf.empty()) {
+  if (wbuf.empty() && tls) {
+    // Fast path as below; a write that must wait is retried from wbuf with
+    // the same first bytes, as OpenSSL requires.
+    try {
+      while (!data.empty()) {
+        auto io = tls->write(data.data(), data.size());
+        if (io.want != TlsWant::none) break;
+        data.remove_prefix(io.bytes);
+      }
+    } catch (...) {
+      write_error = std::current_exception();
+      return;
+    }
+    if (data.empty()) return;
+  } else if (wbuf.empty()) {
     // Fast path: straight from the caller's bytes, no copy.
     for (;;) {
       ssize_t n = is_socket ? ::send(fd, data.data(), data.size(), MSG_NOSIGNAL)
@@ -158,11 +220,20 @@ void StreamState::finish_close() noexcept {
   if (closed) return;
   closed = true;
   eof = true;
-  watch.close();  // a reader waiting resumes and sees EOF
+  watch.close();                                         // a reader waiting resumes and sees EOF
+  if (tls && !aborted && !write_error) tls->shutdown();  // close_notify, best effort
   if (fd >= 0) ::close(fd);
   wbuf.consume(wbuf.size());
   wake_all(drain_waiters);
   wake_all(close_waiters);
+}
+
+void StreamState::send_eof() noexcept {
+  if (closed) return;
+  if (tls)
+    tls->shutdown();  // TLS's EOF; reading goes on (TLS 1.3 half-close)
+  else
+    ::shutdown(fd, SHUT_WR);
 }
 
 Task<void> flusher(std::shared_ptr<StreamState> st) {
@@ -173,8 +244,8 @@ Task<void> flusher(std::shared_ptr<StreamState> st) {
       wake_all(s->drain_waiters);
       if (s->closing || s->write_error) {
         if (s->closing) s->finish_close();
-      } else if (s->want_eof && s->wbuf.empty() && s->is_socket && !s->closed) {
-        ::shutdown(s->fd, SHUT_WR);
+      } else if (s->want_eof && s->wbuf.empty() && s->is_socket) {
+        s->send_eof();
       }
     }
   } done{st.get()};
@@ -197,8 +268,11 @@ detail::StreamState& StreamReader::st() const {
 
 namespace {
 
-// Waits for the next edge; false if the stream was closed meanwhile.
+// Waits for the next edge; false if the stream was closed meanwhile. A TLS
+// read may need to send first (a key update's answer): then writability,
+// unless the flusher already waits for it and will retry the read's cause.
 detail::ReadyOrClosed readable(detail::StreamState& s) {
+  if (s.tls_read_wants_write && !s.flushing) return detail::ReadyOrClosed(s.watch.writable());
   return detail::ReadyOrClosed(s.watch.readable());
 }
 
@@ -357,7 +431,7 @@ void StreamWriter::write_eof() {
     return;
   }
   s.want_eof = true;
-  if (s.wbuf.empty() && !s.closed) ::shutdown(s.fd, SHUT_WR);
+  if (s.wbuf.empty()) s.send_eof();
 }
 
 void StreamWriter::close() {
@@ -371,6 +445,7 @@ void StreamWriter::close() {
 void StreamWriter::abort() {
   auto& s = st();
   s.closing = true;
+  s.aborted = true;
   s.finish_close();
 }
 

@@ -224,6 +224,7 @@ Url to_redis_url(const tq::Url& url) {
                         "' is not a number (expected redis://[:password@]host[:port][/db])");
     r.db = db;
   }
+  r.apply_tls_options(url.scheme, url.query, url.redacted());  // rediss:// + ssl_* options
   return r;
 }
 

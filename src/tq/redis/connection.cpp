@@ -11,8 +11,12 @@
 
 #include <cerrno>
 #include <cstring>
+#include <map>
+#include <mutex>
 #include <thread>
 
+#include "celeriac/aio/detail/tls_session.hpp"
+#include "celeriac/aio/tls.hpp"
 #include "celeriac/tq/redis/errors.hpp"
 
 namespace celeriac::tq::redis {
@@ -70,8 +74,42 @@ Pipeline& Pipeline::add(const std::vector<std::string>& args) {
 
 namespace {
 
-/// The socket half: connect with a deadline, write all, read some. The only
-/// part that would change when moving onto celeriac::aio streams.
+using aio::detail::TlsWant;
+
+/// One aio::TlsContext per distinct rediss:// setting: the CA bundle and
+/// certificates are loaded once, not per connection.
+aio::TlsContext tls_context_for(const TlsSettings& t) {
+  static std::mutex mu;
+  static std::map<std::string, aio::TlsContext> cache;
+  std::string key = std::to_string(static_cast<int>(t.cert_reqs)) + (t.check_hostname ? "1" : "0") +
+                    '\0' + t.ca_certs + '\0' + t.certfile + '\0' + t.keyfile;
+  std::lock_guard lk(mu);
+  if (auto it = cache.find(key); it != cache.end()) return it->second;
+  aio::TlsOptions o;
+  o.verify = t.cert_reqs == CertReqs::none       ? aio::TlsVerify::none
+             : t.cert_reqs == CertReqs::optional ? aio::TlsVerify::optional
+                                                 : aio::TlsVerify::required;
+  o.check_hostname = t.check_hostname;
+  o.ca_file = t.ca_certs;
+  o.cert_file = t.certfile;
+  o.key_file = t.keyfile;
+  o.handshake_timeout.reset();  // the connection's deadline bounds it
+  return cache.emplace(key, aio::TlsContext::client(std::move(o))).first->second;
+}
+
+/// aio's TLS errors as the Redis layer's, naming the server (never the password).
+[[noreturn]] void rethrow_tls(const std::string& who) {
+  try {
+    throw;
+  } catch (const aio::TlsError& e) {
+    throw TlsError("Redis " + who + ": " + e.what());
+  } catch (const aio::OSError& e) {
+    throw ConnectionError("Redis " + who + ": " + e.what());
+  }
+}
+
+/// The socket half: connect with a deadline, TLS when asked, write all, read
+/// some. The only part that would change when moving onto aio streams.
 class Socket {
  public:
   Socket() = default;
@@ -126,8 +164,27 @@ class Socket {
     throw ConnectionError("Redis " + url.address() + ": cannot connect: " + last);
   }
 
+  /// The TLS handshake over the connected socket (rediss://).
+  void start_tls(const Url& url, Clock::time_point deadline, const std::string& who) {
+    try {
+      tls_ = std::make_unique<aio::detail::TlsSession>(tls_context_for(url.tls_settings), fd_,
+                                                       url.host, url.address());
+      for (;;) {
+        TlsWant want = tls_->handshake();
+        if (want == TlsWant::none) return;
+        if (!wait_fd(fd_, want == TlsWant::write ? POLLOUT : POLLIN, deadline))
+          throw TimeoutError("Redis " + who + ": TLS handshake timed out");
+      }
+    } catch (const TimeoutError&) {
+      throw;
+    } catch (const std::exception&) {
+      rethrow_tls(who);
+    }
+  }
+
   /// Writes everything or throws.
   void write_all(const char* data, size_t len, Clock::time_point deadline, const std::string& who) {
+    if (tls_) return write_all_tls(data, len, deadline, who);
     while (len > 0) {
       ssize_t n = ::send(fd_, data, len, MSG_NOSIGNAL);
       if (n > 0) {
@@ -148,6 +205,7 @@ class Socket {
 
   /// Reads at least one byte; returns 0 on timeout; throws on EOF/error.
   size_t read_some(char* buf, size_t cap, Clock::time_point deadline, const std::string& who) {
+    if (tls_) return read_some_tls(buf, cap, deadline, who);
     for (;;) {
       ssize_t n = ::recv(fd_, buf, cap, 0);
       if (n > 0) return static_cast<size_t>(n);
@@ -163,11 +221,47 @@ class Socket {
 
   bool is_open() const { return fd_ >= 0; }
   void close() {
+    if (tls_) tls_->shutdown();  // close_notify, best effort
+    tls_.reset();
     if (fd_ >= 0) ::close(fd_);
     fd_ = -1;
   }
 
  private:
+  // OpenSSL asks to be called again once the fd is readable or writable.
+  void write_all_tls(const char* data, size_t len, Clock::time_point deadline,
+                     const std::string& who) {
+    while (len > 0) {
+      aio::detail::TlsIo io;
+      try {
+        io = tls_->write(data, len);
+      } catch (const std::exception&) {
+        rethrow_tls(who);
+      }
+      if (io.want == TlsWant::none) {
+        data += io.bytes;
+        len -= io.bytes;
+      } else if (!wait_fd(fd_, io.want == TlsWant::read ? POLLIN : POLLOUT, deadline)) {
+        throw TimeoutError("Redis " + who + ": write timed out");
+      }
+    }
+  }
+
+  size_t read_some_tls(char* buf, size_t cap, Clock::time_point deadline, const std::string& who) {
+    for (;;) {
+      aio::detail::TlsIo io;
+      try {
+        io = tls_->read(buf, cap);
+      } catch (const std::exception&) {
+        rethrow_tls(who);
+      }
+      if (io.want == TlsWant::none) return io.bytes;
+      if (io.want == TlsWant::eof)
+        throw ConnectionError("Redis " + who + ": connection closed by the server");
+      if (!wait_fd(fd_, io.want == TlsWant::write ? POLLOUT : POLLIN, deadline)) return 0;
+    }
+  }
+
   static bool wait_fd(int fd, short events, Clock::time_point deadline) {
     for (;;) {
       auto now = Clock::now();
@@ -184,6 +278,7 @@ class Socket {
     }
   }
   int fd_ = -1;
+  std::unique_ptr<aio::detail::TlsSession> tls_;
 };
 
 Reply convert(const redisReply* r) {
@@ -298,6 +393,7 @@ Connection Connection::connect(const Url& url, ConnectOptions opts) {
   if (!impl->reader) throw std::bad_alloc();
   auto deadline = Clock::now() + opts.connect_timeout;
   impl->sock.connect(url, deadline);
+  if (url.tls) impl->sock.start_tls(url, deadline, impl->who);
   Connection c(std::move(impl));
   Pipeline p;
   if (!url.password.empty()) {
@@ -427,6 +523,8 @@ Connection connect_with_retry(const Url& url, Clock::time_point deadline, Connec
       return Connection::connect(url, o);
     } catch (const ReplyError&) {
       throw;
+    } catch (const TlsError&) {
+      throw;  // a refused certificate stays refused
     } catch (const ConnectionError& e) {
       // AUTH/SELECT rejections are not going to get better by retrying
       if (std::string_view(e.what()).find(" failed: ") != std::string_view::npos) throw;

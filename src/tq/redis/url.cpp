@@ -1,5 +1,7 @@
 #include "celeriac/tq/redis/url.hpp"
 
+#include <algorithm>
+#include <cctype>
 #include <charconv>
 
 #include "celeriac/tq/redis/errors.hpp"
@@ -8,9 +10,20 @@ namespace celeriac::tq::redis {
 
 namespace {
 
+// The URL with the password (between "://user:" and "@") masked.
+std::string masked(std::string_view url) {
+  std::string s(url);
+  auto scheme = s.find("://");
+  auto at = s.rfind('@');
+  if (scheme == std::string::npos || at == std::string::npos || at < scheme) return s;
+  auto colon = s.find(':', scheme + 3);
+  if (colon == std::string::npos || colon > at) colon = scheme + 2;  // "redis://secret@host"
+  return s.substr(0, colon + 1) + "***" + s.substr(at);
+}
+
 [[noreturn]] void bad(std::string_view url, const std::string& why) {
-  throw UrlError("bad Redis URL '" + std::string(url) + "': " + why +
-                 " (expected redis://[[user]:password@]host[:port][/db])");
+  throw UrlError("bad Redis URL '" + masked(url) + "': " + why +
+                 " (expected redis[s]://[[user]:password@]host[:port][/db][?ssl_cert_reqs=...])");
 }
 
 std::string percent_decode(std::string_view s, std::string_view url) {
@@ -39,14 +52,80 @@ int parse_int(std::string_view s, std::string_view url, const char* what, int lo
   return v;
 }
 
+std::string lower(std::string s) {
+  std::transform(s.begin(), s.end(), s.begin(),
+                 [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+  return s;
+}
+
+// redis-py's spellings: "required", "CERT_REQUIRED", "optional", "none"...
+CertReqs parse_cert_reqs(const std::string& v, std::string_view url) {
+  std::string l = lower(v);
+  if (l.rfind("cert_", 0) == 0) l = l.substr(5);
+  if (l == "required") return CertReqs::required;
+  if (l == "optional") return CertReqs::optional;
+  if (l == "none") return CertReqs::none;
+  bad(url,
+      "ssl_cert_reqs='" + v + "' is not one of required, optional, none (or CERT_REQUIRED...)");
+}
+
+bool parse_bool(const std::string& key, const std::string& v, std::string_view url) {
+  std::string l = lower(v);
+  if (l == "true" || l == "1" || l == "yes" || l == "on") return true;
+  if (l == "false" || l == "0" || l == "no" || l == "off") return false;
+  bad(url, key + "='" + v + "' is not a boolean (true/false)");
+}
+
+// The query string as key -> value (percent-decoded).
+std::map<std::string, std::string> parse_query(std::string_view q, std::string_view url) {
+  std::map<std::string, std::string> out;
+  while (!q.empty()) {
+    auto amp = q.find('&');
+    std::string_view item = q.substr(0, amp);
+    q = amp == std::string_view::npos ? std::string_view() : q.substr(amp + 1);
+    if (item.empty()) continue;
+    auto eq = item.find('=');
+    std::string key = percent_decode(item.substr(0, eq), url);
+    out[key] =
+        eq == std::string_view::npos ? std::string() : percent_decode(item.substr(eq + 1), url);
+  }
+  return out;
+}
+
 }  // namespace
+
+void Url::apply_tls_options(std::string_view scheme,
+                            const std::map<std::string, std::string>& query,
+                            const std::string& url_for_errors) {
+  tls = scheme == "rediss";
+  tls_settings = TlsSettings{};
+  auto get = [&](const char* key) -> const std::string* {
+    auto it = query.find(key);
+    return it == query.end() ? nullptr : &it->second;
+  };
+  if (auto v = get("ssl_cert_reqs")) tls_settings.cert_reqs = parse_cert_reqs(*v, url_for_errors);
+  if (auto v = get("ssl_ca_certs")) tls_settings.ca_certs = *v;
+  if (auto v = get("ssl_certfile")) tls_settings.certfile = *v;
+  if (auto v = get("ssl_keyfile")) tls_settings.keyfile = *v;
+  if (auto v = get("ssl_check_hostname"))
+    tls_settings.check_hostname = parse_bool("ssl_check_hostname", *v, url_for_errors);
+  if (!tls_settings.keyfile.empty() && tls_settings.certfile.empty())
+    bad(url_for_errors, "ssl_keyfile given without ssl_certfile");
+}
 
 Url Url::parse(std::string_view url) {
   Url u;
-  constexpr std::string_view scheme = "redis://";
-  if (url.substr(0, scheme.size()) != scheme) bad(url, "scheme must be redis://");
-  std::string_view rest = url.substr(scheme.size());
-  if (auto q = rest.find('?'); q != std::string_view::npos) rest = rest.substr(0, q);
+  std::string_view scheme;
+  if (url.substr(0, 8) == "redis://") scheme = "redis";
+  if (url.substr(0, 9) == "rediss://") scheme = "rediss";
+  if (scheme.empty()) bad(url, "scheme must be redis:// or rediss://");
+  std::string_view rest = url.substr(scheme.size() + 3);
+  std::string_view query;
+  if (auto q = rest.find('?'); q != std::string_view::npos) {
+    query = rest.substr(q + 1);
+    rest = rest.substr(0, q);
+  }
+  u.apply_tls_options(scheme, parse_query(query, url), masked(url));
   std::string_view authority = rest;
   std::string_view path;
   if (auto slash = rest.find('/'); slash != std::string_view::npos) {
@@ -97,7 +176,7 @@ std::string Url::str() const {
   std::string auth;
   if (!password.empty() || !username.empty())
     auth = username + ":" + (password.empty() ? "" : "***") + "@";
-  return "redis://" + auth + address() + "/" + std::to_string(db);
+  return std::string(tls ? "rediss://" : "redis://") + auth + address() + "/" + std::to_string(db);
 }
 
 }  // namespace celeriac::tq::redis

@@ -1,5 +1,6 @@
 // A Redis connection: hiredis' RESP reader and command formatter over a
-// socket we own (non-blocking, poll with deadlines, TCP_NODELAY).
+// socket we own (non-blocking, poll with deadlines, TCP_NODELAY), with TLS
+// (OpenSSL, through aio's TLS session code) for rediss:// URLs.
 #pragma once
 
 #include <chrono>
@@ -10,6 +11,7 @@
 #include <string_view>
 #include <vector>
 
+#include "celeriac/tq/redis/errors.hpp"
 #include "celeriac/tq/redis/reply.hpp"
 #include "celeriac/tq/redis/url.hpp"
 
@@ -17,9 +19,18 @@ namespace celeriac::tq::redis {
 
 using Duration = std::chrono::steady_clock::duration;
 
+/// A rediss:// connection failed its TLS handshake: the server's certificate
+/// was refused (untrusted CA, wrong host name, expired: the message says
+/// which), ours was, or the server does not speak TLS there. Not retried by
+/// connect_with_retry: it will not get better by waiting.
+class TlsError : public ConnectionError {
+ public:
+  using ConnectionError::ConnectionError;
+};
+
 /// Timeouts of a connection.
 struct ConnectOptions {
-  /// TCP connect + AUTH + SELECT.
+  /// TCP connect + TLS handshake (rediss://) + AUTH + SELECT.
   Duration connect_timeout = std::chrono::seconds(5);
   /// Default bound of every command's write and reply read.
   Duration io_timeout = std::chrono::seconds(10);
@@ -122,7 +133,8 @@ struct Backoff {
 };
 
 /// Connects, retrying with `backoff` until `deadline`; rethrows the last
-/// ConnectionError / TimeoutError when the deadline passes.
+/// ConnectionError / TimeoutError when the deadline passes, and TlsError or an
+/// AUTH/SELECT refusal at once.
 Connection connect_with_retry(const Url& url, std::chrono::steady_clock::time_point deadline,
                               ConnectOptions opts = {}, Backoff backoff = {});
 
