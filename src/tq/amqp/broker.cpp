@@ -10,6 +10,8 @@
 #include <thread>
 #include <unordered_set>
 
+#include <spdlog/spdlog.h>
+
 #include "celeriac/tq/amqp/detail/codec.hpp"
 #include "celeriac/tq/amqp/detail/connection.hpp"
 #include "celeriac/tq/amqp/detail/layout.hpp"
@@ -112,8 +114,9 @@ struct AmqpBroker::Impl {
           pub_declared.clear();
         }
         return op();
-      } catch (const BrokerError&) {
+      } catch (const BrokerError& e) {
         if (pub.is_open() || attempt >= 3) throw;
+        spdlog::warn("{}; reconnecting in {} ms", e.what(), backoff.count());
         std::this_thread::sleep_for(backoff);
         backoff *= 2;
       }
@@ -144,7 +147,7 @@ struct AmqpBroker::Impl {
   void confirm_or_throw(std::uint64_t first, QueueOf queue_of) {
     std::uint64_t last = pub.next_sequence() - 1;
     if (last < first) return;
-    auto r = pub.wait_confirms(last, opts.confirm_timeout);
+    auto r = pub.wait_confirms(first, last, opts.confirm_timeout);
     auto report = [&](std::uint64_t seq, const std::string& why) {
       throw BrokerError("publish to AMQP queue '" + queue_of(seq) + "' on " + url.redacted() + " was " + why +
                         "; the message may not have been stored");

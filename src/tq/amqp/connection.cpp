@@ -75,6 +75,7 @@ void Connection::open() {
   check_reply(amqp_get_rpc_reply(state_), "channel.open");
   confirms_ = false;
   next_seq_ = 1;
+  settled_.clear();
   ++generation_;
 }
 
@@ -109,6 +110,7 @@ void Connection::reopen_channel() {
   bool had_confirms = confirms_;
   confirms_ = false;
   next_seq_ = 1;
+  settled_.clear();
   if (had_confirms) enable_confirms();
 }
 
@@ -152,6 +154,7 @@ void Connection::enable_confirms() {
   check_reply(amqp_get_rpc_reply(state_), "confirm.select");
   confirms_ = true;
   next_seq_ = 1;
+  settled_.clear();
 }
 
 void Connection::declare_exchange(std::string_view name, std::string_view type, bool durable,
@@ -221,9 +224,10 @@ std::uint64_t Connection::publish(std::string_view exchange, std::string_view ro
   return next_seq_++;
 }
 
-ConfirmResult Connection::wait_confirms(std::uint64_t last, std::chrono::milliseconds timeout) {
+ConfirmResult Connection::wait_confirms(std::uint64_t first, std::uint64_t last,
+                                        std::chrono::milliseconds timeout) {
   ConfirmResult out;
-  std::uint64_t confirmed = 0;  // every seq <= confirmed is settled
+  std::uint64_t confirmed = first - 1;  // every seq <= confirmed is settled
   auto deadline = std::chrono::steady_clock::now() + timeout;
   std::uint64_t returned_pending = 0;  // a basic.return precedes the ack of its publish
   while (confirmed < last) {
@@ -261,7 +265,13 @@ ConfirmResult Connection::wait_confirms(std::uint64_t last, std::chrono::millise
           out.returned.push_back(tag);
           returned_pending = 0;
         }
-        if (multiple || tag == confirmed + 1) confirmed = std::max(confirmed, tag);
+        // Single acks may come out of order within a batch: count them.
+        if (multiple) {
+          confirmed = std::max(confirmed, tag);
+        } else if (tag > confirmed) {
+          settled_.insert(tag);
+          while (settled_.count(confirmed + 1)) settled_.erase(++confirmed);
+        }
         break;
       }
       case AMQP_BASIC_RETURN_METHOD: {

@@ -9,6 +9,7 @@
 #include <chrono>
 #include <cstdint>
 #include <optional>
+#include <set>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -113,8 +114,8 @@ class Connection {
   /// basic.publish (asynchronous; see wait_confirms). Returns its sequence number.
   std::uint64_t publish(std::string_view exchange, std::string_view routing_key, const Message& m,
                         bool mandatory);
-  /// Waits until every sequence number <= `last` is confirmed or refused.
-  ConfirmResult wait_confirms(std::uint64_t last, std::chrono::milliseconds timeout);
+  /// Waits until every sequence number in [first, last] is confirmed or refused.
+  ConfirmResult wait_confirms(std::uint64_t first, std::uint64_t last, std::chrono::milliseconds timeout);
 
   void qos(std::uint16_t prefetch_count);
   /// basic.consume; returns the consumer tag.
@@ -142,6 +143,7 @@ class Connection {
   std::uint64_t generation_ = 0;
   bool confirms_ = false;
   std::uint64_t next_seq_ = 1;
+  std::set<std::uint64_t> settled_;  // confirmed out of order
 };
 
 }  // namespace celeriac::tq::amqp::detail
