@@ -78,6 +78,7 @@ TEST(AmqpBroker, MessageOnTheWireIsKombusLayout) {
   m.args = tq::Json::array({4, 5});
   m.kwargs = {{"x", "y"}};
   m.queue = q;
+  m.expires = tq::Clock::now() + 60s;
   b.publish(q, 0, tq::encode(m));
   auto c = raw();
   c.open();
@@ -88,6 +89,10 @@ TEST(AmqpBroker, MessageOnTheWireIsKombusLayout) {
   EXPECT_EQ(r->message.content_encoding, "utf-8");
   EXPECT_EQ(r->message.correlation_id, "id-1");
   EXPECT_EQ(r->message.delivery_mode, 2);
+  // Celery's per-message TTL: milliseconds until headers.expires.
+  long long ttl = std::stoll(r->message.expiration);
+  EXPECT_GT(ttl, 30000);
+  EXPECT_LE(ttl, 60000);
   EXPECT_EQ(r->message.headers.at("task"), "tasks.mul");
   EXPECT_EQ(r->message.headers.at("id"), "id-1");
   EXPECT_TRUE(r->message.headers.at("timelimit").is_array());

@@ -5,6 +5,7 @@
 #include <limits>
 
 #include "celeriac/tq/errors.hpp"
+#include "celeriac/tq/message.hpp"
 
 namespace celeriac::tq::amqp::detail {
 
@@ -140,6 +141,18 @@ Message envelope_to_message(std::string_view envelope, int amqp_priority) {
   m.correlation_id = string_or_empty(find(*props, "correlation_id"));
   m.reply_to = string_or_empty(find(*props, "reply_to"));
   m.expiration = string_or_empty(find(*props, "expiration"));
+  // As Celery on AMQP: a per-message TTL in milliseconds until
+  // headers.expires (0 when already past: dropped unless a consumer takes it
+  // at once). Derived from the header, which every client sets the same way.
+  if (auto* ex = find(m.headers, "expires"); ex && ex->is_string()) {
+    try {
+      auto left = std::chrono::duration_cast<std::chrono::milliseconds>(parse_iso8601(ex->get<std::string>()) -
+                                                                        Clock::now());
+      m.expiration = std::to_string(std::max<long long>(0, left.count()));
+    } catch (const MessageError&) {
+      // an unreadable expires is the worker's to report
+    }
+  }
   if (auto* dm = find(*props, "delivery_mode"); dm && dm->is_number_integer()) m.delivery_mode = dm->get<int>();
   m.priority = amqp_priority;
   return m;
