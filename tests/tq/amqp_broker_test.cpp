@@ -31,6 +31,15 @@ amqp::AmqpBroker broker(const std::string& query = "") {
   return amqp::AmqpBroker(tq::Url::parse(rabbit().url(query)));
 }
 
+// Joins pieces (g++ 12 warns, -Wrestrict, a false positive, on "literal" +
+// std::string temporaries).
+template <class... Parts>
+std::string cat(const Parts&... parts) {
+  std::string out;
+  (out.append(parts), ...);
+  return out;
+}
+
 std::vector<tq::Delivery> reserve_n(amqp::AmqpBroker& b, const std::string& q, std::size_t n,
                                     std::chrono::milliseconds within = 20s) {
   std::vector<tq::Delivery> out;
@@ -101,9 +110,9 @@ TEST(AmqpBroker, MessageOnTheWireIsKombusLayout) {
   c.reject(r->delivery_tag, true);
   // Declared as Celery declares it: durable, bound to its own direct exchange.
   auto bindings = rabbit().ctl({"list_bindings", "source_name", "destination_name", "routing_key"});
-  EXPECT_NE(bindings.output.find(q + "\t" + q + "\t" + q), std::string::npos) << bindings.output;
+  EXPECT_NE(bindings.output.find(cat(q, "\t", q, "\t", q)), std::string::npos) << bindings.output;
   auto queues = rabbit().ctl({"list_queues", "name", "durable"});
-  EXPECT_NE(queues.output.find(q + "\ttrue"), std::string::npos) << queues.output;
+  EXPECT_NE(queues.output.find(cat(q, "\ttrue")), std::string::npos) << queues.output;
 }
 
 TEST(AmqpBroker, RequeuePutsBackMarkedRedelivered) {
@@ -192,7 +201,7 @@ TEST(AmqpBroker, PurgeAndLength) {
   EXPECT_EQ(b.queue_length(q), 0u);  // not declared yet
   EXPECT_EQ(b.purge(q), 0u);
   std::vector<tq::Outgoing> batch;
-  for (int i = 0; i < 50; ++i) batch.push_back({q, 0, task("p" + std::to_string(i), q)});
+  for (int i = 0; i < 50; ++i) batch.push_back({q, 0, task(cat("p", std::to_string(i)), q)});
   b.publish_many(batch);
   EXPECT_EQ(b.queue_length(q), 50u);
   EXPECT_EQ(b.purge(q), 50u);
@@ -201,7 +210,7 @@ TEST(AmqpBroker, PurgeAndLength) {
 
 TEST(AmqpBroker, RefusedPublishIsReportedNamingTheQueue) {
   auto q = unique_queue("full");
-  auto policy = rabbit().ctl({"set_policy", "full-" + q, "^" + q + "$",
+  auto policy = rabbit().ctl({"set_policy", cat("full-", q), cat("^", q, "$"),
                               R"({"max-length":1,"overflow":"reject-publish"})", "--apply-to", "queues"});
   ASSERT_EQ(policy.exit_code, 0) << policy.output;
   auto b = broker();
@@ -210,7 +219,7 @@ TEST(AmqpBroker, RefusedPublishIsReportedNamingTheQueue) {
     b.publish(q, 0, task("refused", q));
     FAIL() << "a publish the broker refused returned normally";
   } catch (const tq::BrokerError& e) {
-    EXPECT_NE(std::string(e.what()).find("'" + q + "'"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find(cat("'", q, "'")), std::string::npos) << e.what();
     EXPECT_NE(std::string(e.what()).find("basic.nack"), std::string::npos) << e.what();
   }
   EXPECT_EQ(b.queue_length(q), 1u);
@@ -223,7 +232,7 @@ TEST(AmqpBroker, BadUrlsAndUnreachableBrokerAreClearErrors) {
   EXPECT_THROW(amqp::AmqpBroker(tq::Url::parse(rabbit().url("?prefetch_count=abc"))), tq::ConfigError);
   EXPECT_THROW(amqp::AmqpBroker(tq::Url::parse(rabbit().url("?max_priority=0"))), tq::ConfigError);
   int port = celeriac::tq::test::free_port();
-  amqp::AmqpBroker b(tq::Url::parse("amqp://bob:s3cret@127.0.0.1:" + std::to_string(port) + "//"));
+  amqp::AmqpBroker b(tq::Url::parse(cat("amqp://bob:s3cret@127.0.0.1:", std::to_string(port), "//")));
   try {
     b.publish("x", 0, task("t", "x"));
     FAIL() << "publish to a closed port succeeded";
@@ -232,7 +241,7 @@ TEST(AmqpBroker, BadUrlsAndUnreachableBrokerAreClearErrors) {
     EXPECT_EQ(w.find("s3cret"), std::string::npos) << w;
     EXPECT_NE(w.find("cannot connect"), std::string::npos) << w;
   }
-  auto bad_login = amqp::AmqpBroker(tq::Url::parse("amqp://bob:s3cret@127.0.0.1:" + std::to_string(rabbit().port()) + "//"));
+  auto bad_login = amqp::AmqpBroker(tq::Url::parse(cat("amqp://bob:s3cret@127.0.0.1:", std::to_string(rabbit().port()), "//")));
   try {
     bad_login.queue_length("x");
     FAIL() << "a wrong password was accepted";
