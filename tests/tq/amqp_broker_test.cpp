@@ -17,7 +17,8 @@ using namespace std::chrono_literals;
 
 namespace {
 
-std::string task(const std::string& id, const std::string& queue, std::optional<tq::TimePoint> eta = {}) {
+std::string task(const std::string& id, const std::string& queue,
+                 std::optional<tq::TimePoint> eta = {}) {
   tq::TaskMessage m;
   m.id = id;
   m.task = "tasks.add";
@@ -210,8 +211,9 @@ TEST(AmqpBroker, PurgeAndLength) {
 
 TEST(AmqpBroker, RefusedPublishIsReportedNamingTheQueue) {
   auto q = unique_queue("full");
-  auto policy = rabbit().ctl({"set_policy", cat("full-", q), cat("^", q, "$"),
-                              R"({"max-length":1,"overflow":"reject-publish"})", "--apply-to", "queues"});
+  auto policy =
+      rabbit().ctl({"set_policy", cat("full-", q), cat("^", q, "$"),
+                    R"({"max-length":1,"overflow":"reject-publish"})", "--apply-to", "queues"});
   ASSERT_EQ(policy.exit_code, 0) << policy.output;
   auto b = broker();
   b.publish(q, 0, task("fits", q));
@@ -229,10 +231,12 @@ TEST(AmqpBroker, RefusedPublishIsReportedNamingTheQueue) {
 }
 
 TEST(AmqpBroker, BadUrlsAndUnreachableBrokerAreClearErrors) {
-  EXPECT_THROW(amqp::AmqpBroker(tq::Url::parse(rabbit().url("?prefetch_count=abc"))), tq::ConfigError);
+  EXPECT_THROW(amqp::AmqpBroker(tq::Url::parse(rabbit().url("?prefetch_count=abc"))),
+               tq::ConfigError);
   EXPECT_THROW(amqp::AmqpBroker(tq::Url::parse(rabbit().url("?max_priority=0"))), tq::ConfigError);
   int port = celeriac::tq::test::free_port();
-  amqp::AmqpBroker b(tq::Url::parse(cat("amqp://bob:s3cret@127.0.0.1:", std::to_string(port), "//")));
+  amqp::AmqpBroker b(
+      tq::Url::parse(cat("amqp://bob:s3cret@127.0.0.1:", std::to_string(port), "//")));
   try {
     b.publish("x", 0, task("t", "x"));
     FAIL() << "publish to a closed port succeeded";
@@ -241,7 +245,8 @@ TEST(AmqpBroker, BadUrlsAndUnreachableBrokerAreClearErrors) {
     EXPECT_EQ(w.find("s3cret"), std::string::npos) << w;
     EXPECT_NE(w.find("cannot connect"), std::string::npos) << w;
   }
-  auto bad_login = amqp::AmqpBroker(tq::Url::parse(cat("amqp://bob:s3cret@127.0.0.1:", std::to_string(rabbit().port()), "//")));
+  auto bad_login = amqp::AmqpBroker(
+      tq::Url::parse(cat("amqp://bob:s3cret@127.0.0.1:", std::to_string(rabbit().port()), "//")));
   try {
     bad_login.queue_length("x");
     FAIL() << "a wrong password was accepted";

@@ -22,7 +22,8 @@ class RabbitEnvironment : public ::testing::Environment {
   }
 };
 
-[[maybe_unused]] auto* const registered = ::testing::AddGlobalTestEnvironment(new RabbitEnvironment);
+[[maybe_unused]] auto* const registered =
+    ::testing::AddGlobalTestEnvironment(new RabbitEnvironment);
 
 }  // namespace
 

@@ -44,13 +44,16 @@ bool eventually(F done, std::chrono::milliseconds timeout) {
 }
 
 const Json& outcome(const Json& all, std::size_t i) {
-  if (!all.is_array() || i >= all.size()) throw std::runtime_error("no outcome " + std::to_string(i) + " in " + all.dump());
+  if (!all.is_array() || i >= all.size())
+    throw std::runtime_error("no outcome " + std::to_string(i) + " in " + all.dump());
   return all[i];
 }
 
 // Celery declares "celery" with x-max-priority 10 (task_queue_max_priority);
 // the C++ side must declare it identically.
-std::string cpp_url() { return rabbit().url("?max_priority=10"); }
+std::string cpp_url() {
+  return rabbit().url("?max_priority=10");
+}
 
 // Per test: results in a fresh redis-server, an empty "celery" queue, and the
 // Python side pointed at both (the children inherit the environment).
@@ -88,7 +91,9 @@ void register_cpp_tasks(tq::App& app, Journal& journal, const std::string& redis
     return Json::array({value, ctx.retries()});
   });
   app.task("tasks.context", {}, [](tq::Context& ctx) {
-    return Json{{"eta", ctx.eta().has_value()}, {"expires", ctx.expires().has_value()}, {"queue", ctx.queue()}};
+    return Json{{"eta", ctx.eta().has_value()},
+                {"expires", ctx.expires().has_value()},
+                {"queue", ctx.queue()}};
   });
   app.task("tasks.record", {"token"}, [&journal](std::string token) {
     std::lock_guard lk(journal.mu);
@@ -138,17 +143,19 @@ TEST(CeleryAmqpInterop, PythonClientCallsCppTasks) {
   // TTL 0, which RabbitMQ drops unless a consumer can take it at once.
   CppSide cpp(f.results, cpp_options(2, 16));
   const Json nested = {{"list", {1, 2.5, "three", nullptr, true}}, {"text", "h\u00e9llo \u2713"}};
-  auto out = run_python_client(rabbit().pyamqp_url(), {
-      PyCall{"tasks.add", {2, 3}},
-      PyCall{"tasks.add", Json::array(), {{"y", 10}, {"x", 4}}},
-      PyCall{"tasks.echo", {nested}},
-      PyCall{"tasks.fail", {"bad value"}},
-      PyCall{"tasks.does_not_exist", {1}},
-      PyCall{"tasks.retry_twice", {"again"}},
-      PyCall{"tasks.whoami", Json::array(), Json::object(), {{"expires_in", -5}}},
-      PyCall{"tasks.context", Json::array(), Json::object(), {{"countdown", 1.5}}},
-      PyCall{"tasks.whoami", Json::array(), Json::object(), {{"priority", 7}}},
-  });
+  auto out = run_python_client(
+      rabbit().pyamqp_url(),
+      {
+          PyCall{"tasks.add", {2, 3}},
+          PyCall{"tasks.add", Json::array(), {{"y", 10}, {"x", 4}}},
+          PyCall{"tasks.echo", {nested}},
+          PyCall{"tasks.fail", {"bad value"}},
+          PyCall{"tasks.does_not_exist", {1}},
+          PyCall{"tasks.retry_twice", {"again"}},
+          PyCall{"tasks.whoami", Json::array(), Json::object(), {{"expires_in", -5}}},
+          PyCall{"tasks.context", Json::array(), Json::object(), {{"countdown", 1.5}}},
+          PyCall{"tasks.whoami", Json::array(), Json::object(), {{"priority", 7}}},
+      });
   ASSERT_EQ(out.size(), 9u) << out.dump();
   EXPECT_EQ(outcome(out, 0)["result"], 5);
   EXPECT_EQ(outcome(out, 1)["result"], 14);
@@ -168,7 +175,8 @@ TEST(CeleryAmqpInterop, PythonClientCallsCppTasks) {
 TEST(CeleryAmqpInterop, PythonPrioritiesAreRabbitPrioritiesForTheCppWorker) {
   Fixture f;
   std::vector<PyCall> calls;
-  const std::vector<std::pair<std::string, int>> sent = {{"p1", 1}, {"p9", 9}, {"p4", 4}, {"p0", 0}, {"p8", 8}};
+  const std::vector<std::pair<std::string, int>> sent = {
+      {"p1", 1}, {"p9", 9}, {"p4", 4}, {"p0", 0}, {"p8", 8}};
   for (auto& [token, prio] : sent) {
     PyCall c{"tasks.record", {token}};
     c.options = {{"priority", prio}};
@@ -224,10 +232,15 @@ TEST(CeleryAmqpInterop, PythonAndCppWorkersShareAQueueEveryTaskOnce) {
   tq::App client(cpp_url(), f.results.url());
   constexpr int kTasks = 200;
   std::vector<tq::TaskMessage> batch;
-  for (int i = 0; i < kTasks; ++i) batch.push_back(client.build_message("tasks.mark", {std::to_string(i)}, Json::object(), {}));
+  for (int i = 0; i < kTasks; ++i)
+    batch.push_back(client.build_message("tasks.mark", {std::to_string(i)}, Json::object(), {}));
   client.publish_many(batch);
   r::Connection redis = r::Connection::connect(f.results.url());
-  ASSERT_TRUE(eventually([&] { return redis.command({"LLEN", kDoneList}).integer() >= kTasks; }, 90s))
+  ASSERT_TRUE(eventually(
+      [&] {
+        return redis.command({"LLEN", kDoneList}).integer() >= kTasks;
+      },
+      90s))
       << "done: " << redis.command({"LLEN", kDoneList}).integer();
   std::map<std::string, int> runs;
   int py_runs = 0, cpp_runs = 0;
@@ -246,17 +259,20 @@ TEST(CeleryAmqpInterop, PythonAndCppWorkersShareAQueueEveryTaskOnce) {
 TEST(CeleryAmqpInterop, CeleryInspectPingSeesTheCppWorker) {
   Fixture f;
   CppSide cpp(f.results, cpp_options());
-  auto ping = celeriac::tq::test::run_celery_cli(rabbit().pyamqp_url(), {"inspect", "ping", "--timeout", "3"});
+  auto ping = celeriac::tq::test::run_celery_cli(rabbit().pyamqp_url(),
+                                                 {"inspect", "ping", "--timeout", "3"});
   EXPECT_EQ(ping.exit_code, 0) << ping.output;
   EXPECT_NE(ping.output.find("cpp@celeriac-amqp-test: OK"), std::string::npos) << ping.output;
   EXPECT_NE(ping.output.find("pong"), std::string::npos) << ping.output;
   auto reg = celeriac::tq::test::run_celery_cli(
-      rabbit().pyamqp_url(), {"inspect", "registered", "-d", "cpp@celeriac-amqp-test", "--timeout", "3", "--json"});
+      rabbit().pyamqp_url(),
+      {"inspect", "registered", "-d", "cpp@celeriac-amqp-test", "--timeout", "3", "--json"});
   EXPECT_EQ(reg.exit_code, 0) << reg.output;
   EXPECT_NE(reg.output.find("tasks.retry_twice"), std::string::npos) << reg.output;
   // and celeriac's own control client over AMQP
   auto client = tq::make_control_client(cpp_url());
-  auto replies = client->broadcast("ping", Json::object(), std::vector<std::string>{"cpp@celeriac-amqp-test"}, 5s);
+  auto replies = client->broadcast("ping", Json::object(),
+                                   std::vector<std::string>{"cpp@celeriac-amqp-test"}, 5s);
   ASSERT_EQ(replies.size(), 1u);
   EXPECT_EQ(replies[0]["cpp@celeriac-amqp-test"]["ok"], "pong");
 }

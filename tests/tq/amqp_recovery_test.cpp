@@ -84,7 +84,8 @@ void publish_tokens(tq::App& client, const std::string& queue, int from, int to)
   o.queue = queue;
   o.ignore_result = true;
   std::vector<tq::TaskMessage> batch;
-  for (int i = from; i < to; ++i) batch.push_back(client.build_message("tasks.mark", {std::to_string(i)}, Json::object(), o));
+  for (int i = from; i < to; ++i)
+    batch.push_back(client.build_message("tasks.mark", {std::to_string(i)}, Json::object(), o));
   client.publish_many(batch);
 }
 
@@ -114,13 +115,15 @@ TEST(AmqpRecovery, WorkerKilledWithAcksLateLosesNothing) {
   ::kill(child, SIGKILL);
   ::waitpid(child, nullptr, 0);
   ASSERT_TRUE(started) << "the worker process ran nothing";
-  ASSERT_LT(redis.command({"LLEN", kDone}).integer(), kTasks) << "killed too late to prove anything";
+  ASSERT_LT(redis.command({"LLEN", kDone}).integer(), kTasks)
+      << "killed too late to prove anything";
   // A fresh worker finishes the stream: what the dead one held comes back.
   tq::App app(rabbit().url(), results.url());
   register_mark(app, results.url());
   tq::Worker worker(app, late_acks(q));
   worker.start();
-  EXPECT_TRUE(eventually([&] { return marks(redis).size() == static_cast<std::size_t>(kTasks); }, 90s))
+  EXPECT_TRUE(
+      eventually([&] { return marks(redis).size() == static_cast<std::size_t>(kTasks); }, 90s))
       << marks(redis).size() << " of " << kTasks << " tokens ran";
   worker.stop();
   worker.wait(20s);
@@ -153,7 +156,8 @@ TEST(AmqpRecovery, RabbitRestartMidStreamLosesNoAcknowledgedTask) {
       std::this_thread::sleep_for(500ms);
     }
   }
-  EXPECT_TRUE(eventually([&] { return marks(redis).size() == static_cast<std::size_t>(kBefore + kAfter); }, 120s))
+  EXPECT_TRUE(eventually(
+      [&] { return marks(redis).size() == static_cast<std::size_t>(kBefore + kAfter); }, 120s))
       << marks(redis).size() << " of " << kBefore + kAfter << " tokens ran";
   worker.stop();
   worker.wait(20s);

@@ -69,7 +69,8 @@ TEST(AmqpWorker, CppClientAndWorkerEndToEnd) {
   later.countdown = 1.0;
   auto delayed = app.send_task("tasks.add", {1, 1}, Json::object(), later);
   std::vector<tq::AsyncResult<Json>> many;
-  for (int i = 0; i < 100; ++i) many.push_back(app.send_task("tasks.add", {i, 1}, Json::object(), on_q));
+  for (int i = 0; i < 100; ++i)
+    many.push_back(app.send_task("tasks.add", {i, 1}, Json::object(), on_q));
   EXPECT_EQ(sum.get(20s), 42);
   EXPECT_EQ(retried.get(20s), Json::array({"v", 2}));
   EXPECT_EQ(delayed.get(20s), 2);
@@ -108,7 +109,8 @@ TEST(AmqpWorker, BadInputIsDeadLetteredWithItsReasonAndTheWorkerGoesOn) {
   };
   tq::OrderedJson good_headers = {{"lang", "py"}, {"task", "tasks.add"}, {"id", "bad-json"}};
   raw.publish("", q, msg("{not json", "application/json", good_headers), false);
-  raw.publish("", q, msg(R"([[1, 2], {}, {}])", "application/json", tq::OrderedJson::object()), false);
+  raw.publish("", q, msg(R"([[1, 2], {}, {}])", "application/json", tq::OrderedJson::object()),
+              false);
   good_headers["id"] = "pickled";
   raw.publish("", q, msg("\x80\x04K\x01.", "application/x-python-serialize", good_headers), false);
   good_headers["id"] = "huge";
@@ -154,7 +156,11 @@ TEST(AmqpWorker, LongCountdownIsParkedNotHeldAndStillRuns) {
   auto r = app.send_task("tasks.add", {3, 4}, Json::object(), later);
   amqp::AmqpBroker b(tq::Url::parse(rabbit().url()));
   // While parked it sits in a delay queue, not unacknowledged in the worker.
-  EXPECT_TRUE(eventually([&] { return b.queue_length("celeriac_delayed_1") + b.queue_length("celeriac_delayed_2") == 1; }, 10s));
+  EXPECT_TRUE(eventually(
+      [&] {
+        return b.queue_length("celeriac_delayed_1") + b.queue_length("celeriac_delayed_2") == 1;
+      },
+      10s));
   EXPECT_EQ(r.get(30s), 7);
   worker.stop();
   worker.wait(20s);

@@ -27,14 +27,16 @@ using detail::Received;
 
 namespace {
 
-long long int_param(const Url& url, const char* key, long long fallback, long long lo, long long hi) {
+long long int_param(const Url& url, const char* key, long long fallback, long long lo,
+                    long long hi) {
   std::string v = url.param(key);
   if (v.empty()) return fallback;
   long long out = 0;
   auto r = std::from_chars(v.data(), v.data() + v.size(), out);
   if (r.ec != std::errc() || r.ptr != v.data() + v.size() || out < lo || out > hi)
-    throw ConfigError("bad AMQP URL '" + url.redacted() + "': " + key + "='" + v + "' is not an integer in [" +
-                      std::to_string(lo) + ", " + std::to_string(hi) + "]");
+    throw ConfigError("bad AMQP URL '" + url.redacted() + "': " + key + "='" + v +
+                      "' is not an integer in [" + std::to_string(lo) + ", " + std::to_string(hi) +
+                      "]");
   return out;
 }
 
@@ -128,7 +130,8 @@ struct AmqpBroker::Impl {
     converted.reserve(messages.size());
     for (auto& o : messages) {
       try {
-        converted.push_back(detail::envelope_to_message(o.envelope, detail::to_amqp_priority(o.priority)));
+        converted.push_back(
+            detail::envelope_to_message(o.envelope, detail::to_amqp_priority(o.priority)));
       } catch (const MessageError& e) {
         throw BrokerError("cannot publish to AMQP queue '" + o.queue + "': " + e.what());
       }
@@ -149,8 +152,8 @@ struct AmqpBroker::Impl {
     if (last < first) return;
     auto r = pub.wait_confirms(first, last, opts.confirm_timeout);
     auto report = [&](std::uint64_t seq, const std::string& why) {
-      throw BrokerError("publish to AMQP queue '" + queue_of(seq) + "' on " + url.redacted() + " was " + why +
-                        "; the message may not have been stored");
+      throw BrokerError("publish to AMQP queue '" + queue_of(seq) + "' on " + url.redacted() +
+                        " was " + why + "; the message may not have been stored");
     };
     if (!r.nacked.empty()) report(r.nacked.front(), "refused by the broker (basic.nack)");
     if (!r.returned.empty()) report(r.returned.front(), "returned as unroutable (no such queue)");
@@ -177,9 +180,11 @@ struct AmqpBroker::Impl {
       drop_consumer();
       con.open();
     }
-    std::uint16_t want = opts.prefetch_count
-                             ? opts.prefetch_count
-                             : std::max<std::uint16_t>(prefetch, static_cast<std::uint16_t>(std::min<std::size_t>(max, 65535)));
+    std::uint16_t want =
+        opts.prefetch_count
+            ? opts.prefetch_count
+            : std::max<std::uint16_t>(
+                  prefetch, static_cast<std::uint16_t>(std::min<std::size_t>(max, 65535)));
     if (want != prefetch) {
       con.qos(want);
       prefetch = want;
@@ -195,14 +200,17 @@ struct AmqpBroker::Impl {
   // Turns a delivery into a Delivery, or parks it in the delay queues when
   // its ETA is too far away to hold it unacknowledged.
   std::optional<Delivery> accept(Received r) {
-    std::string queue = consumer_queue.count(r.consumer_tag) ? consumer_queue[r.consumer_tag] : r.routing_key;
-    if (auto wait = detail::eta_remaining(r.message.headers); wait && *wait > opts.eta_hold_limit && *wait >= 1s) {
+    std::string queue =
+        consumer_queue.count(r.consumer_tag) ? consumer_queue[r.consumer_tag] : r.routing_key;
+    if (auto wait = detail::eta_remaining(r.message.headers);
+        wait && *wait > opts.eta_hold_limit && *wait >= 1s) {
       detail::Message parked = r.message;
       parked.expiration.clear();
       with_publisher([&] {
         std::uint64_t first = pub.next_sequence();
         detail::park_delayed(pub, pub_declared, queue, parked, *wait);
-        confirm_or_throw(first, [&](std::uint64_t) { return std::string("celeriac delay queue for ") + queue; });
+        confirm_or_throw(
+            first, [&](std::uint64_t) { return std::string("celeriac delay queue for ") + queue; });
       });
       con.ack(r.delivery_tag);
       return std::nullopt;
@@ -220,7 +228,8 @@ struct AmqpBroker::Impl {
   // The tag of `d` when it belongs to the live consumer connection.
   std::optional<std::uint64_t> live_tag(const Delivery& d) {
     std::uint64_t gen = 0, tag = 0;
-    if (!parse_tag(d.tag, &gen, &tag) || !con.is_open() || gen != con.generation() || !outstanding.count(tag))
+    if (!parse_tag(d.tag, &gen, &tag) || !con.is_open() || gen != con.generation() ||
+        !outstanding.count(tag))
       return std::nullopt;
     return tag;
   }
@@ -238,9 +247,13 @@ struct AmqpBroker::Impl {
 
 AmqpBroker::AmqpBroker(const Url& url) : impl_(std::make_unique<Impl>(url)) {}
 
-AmqpBroker::~AmqpBroker() { close(); }
+AmqpBroker::~AmqpBroker() {
+  close();
+}
 
-std::string AmqpBroker::url() const { return impl_->url.redacted(); }
+std::string AmqpBroker::url() const {
+  return impl_->url.redacted();
+}
 
 void AmqpBroker::publish(std::string_view queue, int priority, std::string_view envelope) {
   Outgoing o{std::string(queue), priority, std::string(envelope)};
@@ -269,7 +282,8 @@ std::vector<Delivery> AmqpBroker::reserve(std::span<const std::string> queues, s
       }
       fd = im.con.socket_fd();
     });
-    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
+    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+        deadline - std::chrono::steady_clock::now());
     if (!out.empty() || left.count() <= 0) return out;
     if (im.con.has_buffered()) continue;
     // Wait for data without holding the lock, so acks from other threads go
@@ -281,7 +295,9 @@ std::vector<Delivery> AmqpBroker::reserve(std::span<const std::string> queues, s
   }
 }
 
-void AmqpBroker::ack(const Delivery& d) { ack_many(std::span<const Delivery>(&d, 1)); }
+void AmqpBroker::ack(const Delivery& d) {
+  ack_many(std::span<const Delivery>(&d, 1));
+}
 
 void AmqpBroker::ack_many(std::span<const Delivery> ds) {
   auto& im = *impl_;
@@ -352,7 +368,8 @@ std::vector<DeadLetter> AmqpBroker::dead_letters(std::size_t limit) {
       };
       dl.reason = text("x-celeriac-reason");
       dl.queue = text("x-celeriac-queue");
-      if (auto it = h.find("x-celeriac-time"); it != h.end() && it->is_number()) dl.time = it->template get<double>();
+      if (auto it = h.find("x-celeriac-time"); it != h.end() && it->is_number())
+        dl.time = it->template get<double>();
       for (const char* k : {"x-celeriac-reason", "x-celeriac-queue", "x-celeriac-time"}) h.erase(k);
       dl.envelope = detail::message_to_envelope(*r, "");
       all.push_back(std::move(dl));
@@ -371,7 +388,9 @@ std::size_t AmqpBroker::restore_unacked() {
   return n;
 }
 
-std::size_t AmqpBroker::restore_stale(std::chrono::seconds) { return 0; }
+std::size_t AmqpBroker::restore_stale(std::chrono::seconds) {
+  return 0;
+}
 
 std::size_t AmqpBroker::purge(std::string_view queue) {
   auto& im = *impl_;
@@ -383,7 +402,8 @@ std::size_t AmqpBroker::purge(std::string_view queue) {
 
 std::size_t AmqpBroker::queue_length(std::string_view queue) {
   auto& im = *impl_;
-  return im.with_publisher([&]() -> std::size_t { return im.pub.declare_queue(queue, {}, true).value_or(0); });
+  return im.with_publisher(
+      [&]() -> std::size_t { return im.pub.declare_queue(queue, {}, true).value_or(0); });
 }
 
 void AmqpBroker::close() {

@@ -25,29 +25,45 @@ OrderedJson array_to_json(const amqp_array_t& a) {
 
 OrderedJson field_to_json(const amqp_field_value_t& v) {
   switch (v.kind) {
-    case AMQP_FIELD_KIND_BOOLEAN: return OrderedJson(v.value.boolean != 0);
-    case AMQP_FIELD_KIND_I8: return OrderedJson(v.value.i8);
-    case AMQP_FIELD_KIND_U8: return OrderedJson(v.value.u8);
-    case AMQP_FIELD_KIND_I16: return OrderedJson(v.value.i16);
-    case AMQP_FIELD_KIND_U16: return OrderedJson(v.value.u16);
-    case AMQP_FIELD_KIND_I32: return OrderedJson(v.value.i32);
-    case AMQP_FIELD_KIND_U32: return OrderedJson(v.value.u32);
-    case AMQP_FIELD_KIND_I64: return OrderedJson(v.value.i64);
-    case AMQP_FIELD_KIND_U64: return OrderedJson(v.value.u64);
-    case AMQP_FIELD_KIND_TIMESTAMP: return OrderedJson(v.value.u64);
-    case AMQP_FIELD_KIND_F32: return OrderedJson(static_cast<double>(v.value.f32));
-    case AMQP_FIELD_KIND_F64: return OrderedJson(v.value.f64);
+    case AMQP_FIELD_KIND_BOOLEAN:
+      return OrderedJson(v.value.boolean != 0);
+    case AMQP_FIELD_KIND_I8:
+      return OrderedJson(v.value.i8);
+    case AMQP_FIELD_KIND_U8:
+      return OrderedJson(v.value.u8);
+    case AMQP_FIELD_KIND_I16:
+      return OrderedJson(v.value.i16);
+    case AMQP_FIELD_KIND_U16:
+      return OrderedJson(v.value.u16);
+    case AMQP_FIELD_KIND_I32:
+      return OrderedJson(v.value.i32);
+    case AMQP_FIELD_KIND_U32:
+      return OrderedJson(v.value.u32);
+    case AMQP_FIELD_KIND_I64:
+      return OrderedJson(v.value.i64);
+    case AMQP_FIELD_KIND_U64:
+      return OrderedJson(v.value.u64);
+    case AMQP_FIELD_KIND_TIMESTAMP:
+      return OrderedJson(v.value.u64);
+    case AMQP_FIELD_KIND_F32:
+      return OrderedJson(static_cast<double>(v.value.f32));
+    case AMQP_FIELD_KIND_F64:
+      return OrderedJson(v.value.f64);
     case AMQP_FIELD_KIND_DECIMAL: {
       double d = v.value.decimal.value;
       for (int i = 0; i < v.value.decimal.decimals; ++i) d /= 10;
       return OrderedJson(d);
     }
     case AMQP_FIELD_KIND_UTF8:
-    case AMQP_FIELD_KIND_BYTES: return OrderedJson(str(v.value.bytes));
-    case AMQP_FIELD_KIND_ARRAY: return array_to_json(v.value.array);
-    case AMQP_FIELD_KIND_TABLE: return table_to_json(v.value.table);
+    case AMQP_FIELD_KIND_BYTES:
+      return OrderedJson(str(v.value.bytes));
+    case AMQP_FIELD_KIND_ARRAY:
+      return array_to_json(v.value.array);
+    case AMQP_FIELD_KIND_TABLE:
+      return table_to_json(v.value.table);
     case AMQP_FIELD_KIND_VOID:
-    default: return OrderedJson();
+    default:
+      return OrderedJson();
   }
 }
 
@@ -75,7 +91,9 @@ amqp_field_value_t TableBuilder::value(const OrderedJson& v) {
   } else if (v.is_boolean()) {
     f.kind = AMQP_FIELD_KIND_BOOLEAN;
     f.value.boolean = v.get<bool>();
-  } else if (v.is_number_unsigned() && v.get<std::uint64_t>() > static_cast<std::uint64_t>(std::numeric_limits<std::int64_t>::max())) {
+  } else if (v.is_number_unsigned() &&
+             v.get<std::uint64_t>() >
+                 static_cast<std::uint64_t>(std::numeric_limits<std::int64_t>::max())) {
     f.kind = AMQP_FIELD_KIND_U64;
     f.value.u64 = v.get<std::uint64_t>();
   } else if (v.is_number_integer()) {
@@ -120,9 +138,13 @@ OrderedJson table_to_json(const amqp_table_t& table) {
   return out;
 }
 
-int to_amqp_priority(int redis_priority) noexcept { return 9 - std::clamp(redis_priority, 0, 9); }
+int to_amqp_priority(int redis_priority) noexcept {
+  return 9 - std::clamp(redis_priority, 0, 9);
+}
 
-int from_amqp_priority(int amqp_priority) noexcept { return 9 - std::clamp(amqp_priority, 0, 9); }
+int from_amqp_priority(int amqp_priority) noexcept {
+  return 9 - std::clamp(amqp_priority, 0, 9);
+}
 
 Message envelope_to_message(std::string_view envelope, int amqp_priority) {
   OrderedJson env = loads_ordered(envelope);
@@ -133,8 +155,9 @@ Message envelope_to_message(std::string_view envelope, int amqp_priority) {
   if (!props || !props->is_object()) props = &empty;
   const OrderedJson* body = find(env, "body");
   if (!body || !body->is_string()) throw MessageError("envelope has no string 'body'");
-  m.body = string_or_empty(find(*props, "body_encoding")) == "base64" ? base64_decode(body->get<std::string>())
-                                                                          : body->get<std::string>();
+  m.body = string_or_empty(find(*props, "body_encoding")) == "base64"
+               ? base64_decode(body->get<std::string>())
+               : body->get<std::string>();
   m.content_type = string_or_empty(find(env, "content-type"));
   m.content_encoding = string_or_empty(find(env, "content-encoding"));
   if (auto* h = find(env, "headers"); h && h->is_object()) m.headers = *h;
@@ -146,14 +169,15 @@ Message envelope_to_message(std::string_view envelope, int amqp_priority) {
   // at once). Derived from the header, which every client sets the same way.
   if (auto* ex = find(m.headers, "expires"); ex && ex->is_string()) {
     try {
-      auto left = std::chrono::duration_cast<std::chrono::milliseconds>(parse_iso8601(ex->get<std::string>()) -
-                                                                        Clock::now());
+      auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+          parse_iso8601(ex->get<std::string>()) - Clock::now());
       m.expiration = std::to_string(std::max<long long>(0, left.count()));
     } catch (const MessageError&) {
       // an unreadable expires is the worker's to report
     }
   }
-  if (auto* dm = find(*props, "delivery_mode"); dm && dm->is_number_integer()) m.delivery_mode = dm->get<int>();
+  if (auto* dm = find(*props, "delivery_mode"); dm && dm->is_number_integer())
+    m.delivery_mode = dm->get<int>();
   m.priority = amqp_priority;
   return m;
 }
@@ -167,8 +191,9 @@ std::string message_to_envelope(const Received& r, std::string_view delivery_tag
   OrderedJson headers = m.headers;
   // RabbitMQ's dead-lettering bookkeeping (the ETA delay queues) is not part
   // of the task's headers.
-  for (const char* k : {"x-death", "x-first-death-exchange", "x-first-death-queue", "x-first-death-reason",
-                        "x-last-death-exchange", "x-last-death-queue", "x-last-death-reason"})
+  for (const char* k :
+       {"x-death", "x-first-death-exchange", "x-first-death-queue", "x-first-death-reason",
+        "x-last-death-exchange", "x-last-death-queue", "x-last-death-reason"})
     headers.erase(k);
   env["headers"] = std::move(headers);
   OrderedJson p = OrderedJson::object();

@@ -19,7 +19,8 @@ amqp_bytes_t bytes(std::string_view s) {
 
 timeval to_timeval(std::chrono::milliseconds ms) {
   if (ms.count() < 0) ms = std::chrono::milliseconds(0);
-  return timeval{static_cast<time_t>(ms.count() / 1000), static_cast<suseconds_t>(ms.count() % 1000 * 1000)};
+  return timeval{static_cast<time_t>(ms.count() / 1000),
+                 static_cast<suseconds_t>(ms.count() % 1000 * 1000)};
 }
 
 Message read_properties(const amqp_basic_properties_t& p, amqp_bytes_t body) {
@@ -51,7 +52,9 @@ Endpoint Endpoint::from_url(const Url& url) {
 
 Connection::Connection(Endpoint endpoint) : ep_(std::move(endpoint)) {}
 
-Connection::~Connection() { close(); }
+Connection::~Connection() {
+  close();
+}
 
 void Connection::fail(const std::string& why) {
   close();
@@ -67,7 +70,8 @@ void Connection::open() {
   timeval tv = to_timeval(ep_.connect_timeout);
   int status = amqp_socket_open_noblock(socket, ep_.host.c_str(), ep_.port, &tv);
   if (status != AMQP_STATUS_OK)
-    fail("cannot connect to " + ep_.host + ":" + std::to_string(ep_.port) + ": " + amqp_error_string2(status));
+    fail("cannot connect to " + ep_.host + ":" + std::to_string(ep_.port) + ": " +
+         amqp_error_string2(status));
   amqp_rpc_reply_t r = amqp_login(state_, ep_.vhost.c_str(), 0, 131072, 0, AMQP_SASL_METHOD_PLAIN,
                                   ep_.user.c_str(), ep_.password.c_str());
   check_reply(r, "login as '" + ep_.user + "' to vhost '" + ep_.vhost + "'");
@@ -91,7 +95,9 @@ void Connection::close() noexcept {
   amqp_destroy_connection(s);
 }
 
-int Connection::socket_fd() const noexcept { return state_ ? amqp_get_sockfd(state_) : -1; }
+int Connection::socket_fd() const noexcept {
+  return state_ ? amqp_get_sockfd(state_) : -1;
+}
 
 bool Connection::has_buffered() const noexcept {
   return state_ && (amqp_frames_enqueued(state_) || amqp_data_in_buffer(state_));
@@ -125,7 +131,8 @@ void Connection::check_reply(const amqp_rpc_reply_t& r, std::string_view what) {
     case AMQP_RESPONSE_SERVER_EXCEPTION:
       if (r.reply.id == AMQP_CHANNEL_CLOSE_METHOD) {
         auto* c = static_cast<amqp_channel_close_t*>(r.reply.decoded);
-        std::string why = std::string(what) + ": " + std::to_string(c->reply_code) + " " + str(c->reply_text);
+        std::string why =
+            std::string(what) + ": " + std::to_string(c->reply_code) + " " + str(c->reply_text);
         reopen_channel();  // the connection survives a channel error
         throw BrokerError("AMQP broker " + ep_.redacted + ": " + why);
       }
@@ -133,8 +140,8 @@ void Connection::check_reply(const amqp_rpc_reply_t& r, std::string_view what) {
         auto* c = static_cast<amqp_connection_close_t*>(r.reply.decoded);
         amqp_connection_close_ok_t ok{};
         amqp_send_method(state_, 0, AMQP_CONNECTION_CLOSE_OK_METHOD, &ok);
-        fail(std::string(what) + ": connection closed by the broker: " + std::to_string(c->reply_code) + " " +
-             str(c->reply_text));
+        fail(std::string(what) + ": connection closed by the broker: " +
+             std::to_string(c->reply_code) + " " + str(c->reply_text));
       }
       fail(std::string(what) + ": unexpected server method " + std::to_string(r.reply.id));
   }
@@ -159,7 +166,8 @@ void Connection::enable_confirms() {
 
 void Connection::declare_exchange(std::string_view name, std::string_view type, bool durable,
                                   bool auto_delete) {
-  amqp_exchange_declare(state_, 1, bytes(name), bytes(type), 0, durable, auto_delete, 0, amqp_empty_table);
+  amqp_exchange_declare(state_, 1, bytes(name), bytes(type), 0, durable, auto_delete, 0,
+                        amqp_empty_table);
   check_reply(amqp_get_rpc_reply(state_), "exchange.declare '" + std::string(name) + "'");
 }
 
@@ -167,10 +175,11 @@ std::optional<std::uint32_t> Connection::declare_queue(std::string_view name, co
                                                        bool passive) {
   TableBuilder tb;
   amqp_table_t args = tb.table(spec.arguments);
-  auto* ok = amqp_queue_declare(state_, 1, bytes(name), passive, spec.durable, spec.exclusive, spec.auto_delete,
-                                args);
+  auto* ok = amqp_queue_declare(state_, 1, bytes(name), passive, spec.durable, spec.exclusive,
+                                spec.auto_delete, args);
   amqp_rpc_reply_t r = amqp_get_rpc_reply(state_);
-  if (passive && r.reply_type == AMQP_RESPONSE_SERVER_EXCEPTION && r.reply.id == AMQP_CHANNEL_CLOSE_METHOD &&
+  if (passive && r.reply_type == AMQP_RESPONSE_SERVER_EXCEPTION &&
+      r.reply.id == AMQP_CHANNEL_CLOSE_METHOD &&
       static_cast<amqp_channel_close_t*>(r.reply.decoded)->reply_code == AMQP_NOT_FOUND) {
     reopen_channel();
     return std::nullopt;
@@ -179,9 +188,11 @@ std::optional<std::uint32_t> Connection::declare_queue(std::string_view name, co
   return ok ? ok->message_count : 0;
 }
 
-void Connection::bind_queue(std::string_view queue, std::string_view exchange, std::string_view key) {
+void Connection::bind_queue(std::string_view queue, std::string_view exchange,
+                            std::string_view key) {
   amqp_queue_bind(state_, 1, bytes(queue), bytes(exchange), bytes(key), amqp_empty_table);
-  check_reply(amqp_get_rpc_reply(state_), "queue.bind '" + std::string(queue) + "' to '" + std::string(exchange) + "'");
+  check_reply(amqp_get_rpc_reply(state_),
+              "queue.bind '" + std::string(queue) + "' to '" + std::string(exchange) + "'");
 }
 
 std::uint32_t Connection::purge_queue(std::string_view queue) {
@@ -195,8 +206,8 @@ void Connection::delete_queue(std::string_view queue) {
   check_reply(amqp_get_rpc_reply(state_), "queue.delete '" + std::string(queue) + "'");
 }
 
-std::uint64_t Connection::publish(std::string_view exchange, std::string_view routing_key, const Message& m,
-                                  bool mandatory) {
+std::uint64_t Connection::publish(std::string_view exchange, std::string_view routing_key,
+                                  const Message& m, bool mandatory) {
   TableBuilder tb;
   amqp_basic_properties_t p{};
   p._flags = AMQP_BASIC_DELIVERY_MODE_FLAG;
@@ -219,7 +230,8 @@ std::uint64_t Connection::publish(std::string_view exchange, std::string_view ro
     p._flags |= AMQP_BASIC_HEADERS_FLAG;
     p.headers = tb.table(m.headers);
   }
-  int status = amqp_basic_publish(state_, 1, bytes(exchange), bytes(routing_key), mandatory, 0, &p, bytes(m.body));
+  int status = amqp_basic_publish(state_, 1, bytes(exchange), bytes(routing_key), mandatory, 0, &p,
+                                  bytes(m.body));
   check_status(status, "basic.publish to '" + std::string(routing_key) + "'");
   return next_seq_++;
 }
@@ -231,7 +243,8 @@ ConfirmResult Connection::wait_confirms(std::uint64_t first, std::uint64_t last,
   auto deadline = std::chrono::steady_clock::now() + timeout;
   std::uint64_t returned_pending = 0;  // a basic.return precedes the ack of its publish
   while (confirmed < last) {
-    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
+    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+        deadline - std::chrono::steady_clock::now());
     if (left.count() <= 0) {
       out.timed_out = true;
       return out;
@@ -300,7 +313,8 @@ void Connection::qos(std::uint16_t prefetch_count) {
 }
 
 std::string Connection::consume(std::string_view queue, bool no_ack, bool exclusive) {
-  auto* ok = amqp_basic_consume(state_, 1, bytes(queue), amqp_empty_bytes, 0, no_ack, exclusive, amqp_empty_table);
+  auto* ok = amqp_basic_consume(state_, 1, bytes(queue), amqp_empty_bytes, 0, no_ack, exclusive,
+                                amqp_empty_table);
   check_reply(amqp_get_rpc_reply(state_), "basic.consume '" + std::string(queue) + "'");
   return ok ? str(ok->consumer_tag) : std::string();
 }
@@ -315,8 +329,10 @@ std::optional<Received> Connection::next_delivery(std::chrono::milliseconds time
   amqp_envelope_t env;
   timeval tv = to_timeval(timeout);
   amqp_rpc_reply_t r = amqp_consume_message(state_, &env, &tv, 0);
-  if (r.reply_type == AMQP_RESPONSE_LIBRARY_EXCEPTION && r.library_error == AMQP_STATUS_TIMEOUT) return std::nullopt;
-  if (r.reply_type == AMQP_RESPONSE_LIBRARY_EXCEPTION && r.library_error == AMQP_STATUS_UNEXPECTED_STATE) {
+  if (r.reply_type == AMQP_RESPONSE_LIBRARY_EXCEPTION && r.library_error == AMQP_STATUS_TIMEOUT)
+    return std::nullopt;
+  if (r.reply_type == AMQP_RESPONSE_LIBRARY_EXCEPTION &&
+      r.library_error == AMQP_STATUS_UNEXPECTED_STATE) {
     // Not a delivery: a close, a server-side consumer cancel, ...
     amqp_frame_t frame;
     timeval zero{0, 0};
@@ -324,9 +340,11 @@ std::optional<Received> Connection::next_delivery(std::chrono::milliseconds time
     if (status == AMQP_STATUS_TIMEOUT) return std::nullopt;
     check_status(status, "reading a frame");
     if (frame.frame_type == AMQP_FRAME_METHOD &&
-        (frame.payload.method.id == AMQP_CHANNEL_CLOSE_METHOD || frame.payload.method.id == AMQP_CONNECTION_CLOSE_METHOD))
+        (frame.payload.method.id == AMQP_CHANNEL_CLOSE_METHOD ||
+         frame.payload.method.id == AMQP_CONNECTION_CLOSE_METHOD))
       handle_async_close(frame, "consuming");
-    if (frame.frame_type == AMQP_FRAME_METHOD && frame.payload.method.id == AMQP_BASIC_CANCEL_METHOD)
+    if (frame.frame_type == AMQP_FRAME_METHOD &&
+        frame.payload.method.id == AMQP_BASIC_CANCEL_METHOD)
       fail("the broker cancelled a consumer (queue deleted?)");
     return std::nullopt;
   }
@@ -353,7 +371,8 @@ std::optional<Received> Connection::get(std::string_view queue) {
   out.exchange = str(ok->exchange);
   out.routing_key = str(ok->routing_key);
   amqp_message_t msg;
-  check_reply(amqp_read_message(state_, 1, &msg, 0), "reading a message of '" + std::string(queue) + "'");
+  check_reply(amqp_read_message(state_, 1, &msg, 0),
+              "reading a message of '" + std::string(queue) + "'");
   out.message = read_properties(msg.properties, msg.body);
   amqp_destroy_message(&msg);
   amqp_maybe_release_buffers(state_);

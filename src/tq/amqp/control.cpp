@@ -194,11 +194,12 @@ struct AmqpWorkerService::Impl {
         }
         backoff = 100ms;
         if (auto r = conn.next_delivery(100ms)) {
-          if (auto c = r->message.headers.find("clock"); c != r->message.headers.end() && c->is_number_integer())
+          if (auto c = r->message.headers.find("clock");
+              c != r->message.headers.end() && c->is_number_integer())
             next_clock(c->get<long>());
           auto exp = r->message.headers.find("expires");
-          bool expired = exp != r->message.headers.end() && exp->is_number() && exp->get<double>() > 0 &&
-                         exp->get<double>() < unix_now();
+          bool expired = exp != r->message.headers.end() && exp->is_number() &&
+                         exp->get<double>() > 0 && exp->get<double>() < unix_now();
           std::optional<Json> payload;
           Json req;
           try {
@@ -236,7 +237,9 @@ AmqpWorkerService::AmqpWorkerService(const Url& broker_url, WorkerControl& worke
   impl_->thread = std::thread([this] { impl_->run(*this); });
 }
 
-AmqpWorkerService::~AmqpWorkerService() { stop(); }
+AmqpWorkerService::~AmqpWorkerService() {
+  stop();
+}
 
 void AmqpWorkerService::on_task_event(const Json& event) {
   auto& im = *impl_;
@@ -273,10 +276,12 @@ void AmqpWorkerService::stop() {
 
 std::optional<Json> AmqpWorkerService::handle(const Json& req) {
   auto& im = *impl_;
-  if (!req.is_object() || !req.contains("method") || !req["method"].is_string()) return std::nullopt;
+  if (!req.is_object() || !req.contains("method") || !req["method"].is_string())
+    return std::nullopt;
   if (!node_selected(req, im.hostname)) return std::nullopt;
   const std::string method = req["method"].get<std::string>();
-  Json args = req.contains("arguments") && req["arguments"].is_object() ? req["arguments"] : Json::object();
+  Json args =
+      req.contains("arguments") && req["arguments"].is_object() ? req["arguments"] : Json::object();
   if (method == "ping") return Json{{"ok", "pong"}};
   if (method == "stats") return im.worker.stats();
   if (method == "registered") return im.worker.registered();
@@ -315,9 +320,10 @@ std::optional<Json> AmqpWorkerService::handle(const Json& req) {
 
 AmqpControlClient::AmqpControlClient(const Url& broker_url) : url_(broker_url) {}
 
-std::vector<Json> AmqpControlClient::broadcast(const std::string& method, const Json& arguments,
-                                               const std::optional<std::vector<std::string>>& destination,
-                                               std::chrono::milliseconds timeout, bool want_reply) {
+std::vector<Json> AmqpControlClient::broadcast(
+    const std::string& method, const Json& arguments,
+    const std::optional<std::vector<std::string>>& destination, std::chrono::milliseconds timeout,
+    bool want_reply) {
   std::vector<Json> replies;
   Connection c(Endpoint::from_url(url_));
   c.open();
@@ -341,14 +347,16 @@ std::vector<Json> AmqpControlClient::broadcast(const std::string& method, const 
     body["ticket"] = ticket;
     body["reply_to"] = {{"exchange", kReplyExchange}, {"routing_key", oid}};
   }
-  OrderedJson headers = {{"clock", 1},
-                         {"expires", want_reply ? unix_now() + std::chrono::duration<double>(timeout).count() : 0.0}};
+  OrderedJson headers = {
+      {"clock", 1},
+      {"expires", want_reply ? unix_now() + std::chrono::duration<double>(timeout).count() : 0.0}};
   c.publish(kPidboxExchange, "", json_message(body, std::move(headers)), false);
   if (!want_reply) return replies;
   std::size_t expected = destination ? destination->size() : 0;
   auto deadline = std::chrono::steady_clock::now() + timeout;
   while (std::chrono::steady_clock::now() < deadline) {
-    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
+    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+        deadline - std::chrono::steady_clock::now());
     auto r = c.next_delivery(left);
     if (!r) continue;
     auto t = r->message.headers.find("ticket");

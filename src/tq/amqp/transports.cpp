@@ -1,9 +1,9 @@
 // Registers the RabbitMQ transport's factories with the tq core's registries.
+#include "celeriac/tq/detail/transports.hpp"
 #include "celeriac/tq/amqp/broker.hpp"
 #include "celeriac/tq/amqp/control.hpp"
 #include "celeriac/tq/broker.hpp"
 #include "celeriac/tq/control.hpp"
-#include "celeriac/tq/detail/transports.hpp"
 
 namespace celeriac::tq::amqp {
 
@@ -15,10 +15,10 @@ void register_transports() {
     register_control_scheme(scheme, [](const tq::Url& url) -> std::unique_ptr<ControlClient> {
       return std::make_unique<AmqpControlClient>(url);
     });
-    register_worker_service(scheme,
-                            [](const tq::Url& url, WorkerControl& worker) -> std::unique_ptr<WorkerService> {
-                              return std::make_unique<AmqpWorkerService>(url, worker);
-                            });
+    register_worker_service(
+        scheme, [](const tq::Url& url, WorkerControl& worker) -> std::unique_ptr<WorkerService> {
+          return std::make_unique<AmqpWorkerService>(url, worker);
+        });
   }
 }
 

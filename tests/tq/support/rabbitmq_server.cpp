@@ -22,7 +22,8 @@ std::string sbin(const std::string& tool) {
     fs::path p = e.path() / "sbin" / tool;
     if (fs::exists(p)) return p.string();
   }
-  throw std::runtime_error("rabbitmq-server is not installed (no /usr/lib/rabbitmq/lib/*/sbin/" + tool + ")");
+  throw std::runtime_error("rabbitmq-server is not installed (no /usr/lib/rabbitmq/lib/*/sbin/" +
+                           tool + ")");
 }
 
 }  // namespace
@@ -90,8 +91,8 @@ void RabbitMqServer::start() {
   // rabbit application (with its listeners) is running.
   auto r = ctl({"wait", "--timeout", "90", (dir_.path() / "rabbit.pid").string()});
   if (r.exit_code != 0 || !node_.running())
-    throw std::runtime_error("rabbitmq-server on 127.0.0.1:" + std::to_string(port_) + " did not start:\n" +
-                             r.output + "\nnode log:\n" + node_.log());
+    throw std::runtime_error("rabbitmq-server on 127.0.0.1:" + std::to_string(port_) +
+                             " did not start:\n" + r.output + "\nnode log:\n" + node_.log());
 }
 
 void RabbitMqServer::stop() {

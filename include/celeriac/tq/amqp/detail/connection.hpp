@@ -115,7 +115,8 @@ class Connection {
   std::uint64_t publish(std::string_view exchange, std::string_view routing_key, const Message& m,
                         bool mandatory);
   /// Waits until every sequence number in [first, last] is confirmed or refused.
-  ConfirmResult wait_confirms(std::uint64_t first, std::uint64_t last, std::chrono::milliseconds timeout);
+  ConfirmResult wait_confirms(std::uint64_t first, std::uint64_t last,
+                              std::chrono::milliseconds timeout);
 
   void qos(std::uint16_t prefetch_count);
   /// basic.consume; returns the consumer tag.
