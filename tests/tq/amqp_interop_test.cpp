@@ -276,3 +276,59 @@ TEST(CeleryAmqpInterop, CeleryInspectPingSeesTheCppWorker) {
   ASSERT_EQ(replies.size(), 1u);
   EXPECT_EQ(replies[0]["cpp@celeriac-amqp-test"]["ok"], "pong");
 }
+
+// ---- the rpc:// result backend ----
+
+TEST(CeleryAmqpInterop, RpcBackendCppClientCppWorker) {
+  Fixture f;
+  Journal journal;
+  tq::App worker_app(cpp_url(), "rpc://");
+  register_cpp_tasks(worker_app, journal, f.results.url());
+  tq::Worker worker(worker_app, cpp_options());
+  worker.start();
+  tq::App client(cpp_url(), "rpc://");
+  auto sum = client.send_task("tasks.add", {40, 2});
+  auto failed = client.send_task("tasks.fail", {"over rpc"});
+  EXPECT_EQ(sum.get(30s), 42);
+  try {
+    failed.get(30s);
+    ADD_FAILURE() << "tasks.fail succeeded";
+  } catch (const tq::TaskError& e) {
+    EXPECT_EQ(e.exc_type(), "ValueError");
+    EXPECT_EQ(e.message(), "over rpc");
+  }
+  worker.stop();
+  worker.wait(20s);
+}
+
+TEST(CeleryAmqpInterop, RpcBackendPythonClientCppWorker) {
+  Fixture f;
+  ::setenv("CELERIAC_TEST_RESULT_BACKEND", "rpc://", 1);
+  Journal journal;
+  tq::App worker_app(cpp_url(), "rpc://");
+  register_cpp_tasks(worker_app, journal, f.results.url());
+  tq::Worker worker(worker_app, cpp_options());
+  worker.start();
+  auto out = run_python_client(rabbit().pyamqp_url(), {PyCall{"tasks.add", {2, 3}}, PyCall{"tasks.fail", {"bad"}}});
+  ASSERT_EQ(out.size(), 2u) << out.dump();
+  EXPECT_EQ(outcome(out, 0)["result"], 5) << out.dump();
+  EXPECT_EQ(outcome(out, 1)["exc_type"], "ValueError") << out.dump();
+  worker.stop();
+  worker.wait(20s);
+}
+
+TEST(CeleryAmqpInterop, RpcBackendCppClientPythonWorker) {
+  Fixture f;
+  ::setenv("CELERIAC_TEST_RESULT_BACKEND", "rpc://", 1);
+  CeleryWorker py(rabbit().pyamqp_url());
+  tq::App client(cpp_url(), "rpc://");
+  auto sum = client.send_task("tasks.add", {20, 22});
+  auto failed = client.send_task("tasks.fail", {"from python over rpc"});
+  EXPECT_EQ(sum.get(30s), 42);
+  try {
+    failed.get(30s);
+    ADD_FAILURE() << "tasks.fail succeeded";
+  } catch (const tq::TaskError& e) {
+    EXPECT_EQ(e.exc_type(), "ValueError");
+  }
+}

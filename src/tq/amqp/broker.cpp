@@ -15,6 +15,7 @@
 #include "celeriac/tq/amqp/detail/codec.hpp"
 #include "celeriac/tq/amqp/detail/connection.hpp"
 #include "celeriac/tq/amqp/detail/layout.hpp"
+#include "celeriac/tq/amqp/detail/reply_routes.hpp"
 #include "celeriac/tq/errors.hpp"
 #include "celeriac/tq/message.hpp"
 
@@ -132,11 +133,18 @@ struct AmqpBroker::Impl {
       try {
         converted.push_back(
             detail::envelope_to_message(o.envelope, detail::to_amqp_priority(o.priority)));
+        // As Celery: every task names this process's reply queue (rpc://).
+        if (converted.back().reply_to.empty()) converted.back().reply_to = detail::client_reply_queue();
       } catch (const MessageError& e) {
         throw BrokerError("cannot publish to AMQP queue '" + o.queue + "': " + e.what());
       }
     }
     with_publisher([&] {
+      if (!pub_declared.count(detail::client_reply_queue())) {
+        // Results may come back before the client starts consuming.
+        pub.declare_queue(detail::client_reply_queue(), detail::reply_queue_spec());
+        pub_declared.emplace(detail::client_reply_queue());
+      }
       std::uint64_t first = pub.next_sequence();
       for (std::size_t i = 0; i < messages.size(); ++i) {
         detail::declare_task_queue(pub, pub_declared, messages[i].queue, opts.max_priority);
@@ -215,6 +223,8 @@ struct AmqpBroker::Impl {
       con.ack(r.delivery_tag);
       return std::nullopt;
     }
+    if (!r.message.reply_to.empty() && !r.message.correlation_id.empty())
+      detail::remember_reply_to(r.message.correlation_id, r.message.reply_to);
     Delivery d;
     d.tag = tag_text(con.generation(), r.delivery_tag);
     d.envelope = detail::message_to_envelope(r, d.tag);
@@ -245,7 +255,7 @@ struct AmqpBroker::Impl {
   }
 };
 
-AmqpBroker::AmqpBroker(const Url& url) : impl_(std::make_unique<Impl>(url)) {}
+AmqpBroker::AmqpBroker(const Url& url) : impl_(std::make_unique<Impl>(url)) { detail::remember_broker_url(url); }
 
 AmqpBroker::~AmqpBroker() {
   close();

@@ -1,13 +1,18 @@
 // Registers the RabbitMQ transport's factories with the tq core's registries.
 #include "celeriac/tq/detail/transports.hpp"
+#include "celeriac/tq/result_backend.hpp"
 #include "celeriac/tq/amqp/broker.hpp"
 #include "celeriac/tq/amqp/control.hpp"
+#include "celeriac/tq/amqp/result_backend.hpp"
 #include "celeriac/tq/broker.hpp"
 #include "celeriac/tq/control.hpp"
 
 namespace celeriac::tq::amqp {
 
 void register_transports() {
+  register_backend_scheme("rpc", [](const tq::Url& url) -> std::unique_ptr<tq::ResultBackend> {
+    return std::make_unique<RpcResultBackend>(url);
+  });
   for (const char* scheme : {"amqp", "pyamqp"}) {
     register_broker_scheme(scheme, [](const tq::Url& url) -> std::unique_ptr<tq::Broker> {
       return std::make_unique<AmqpBroker>(url);
