@@ -309,7 +309,8 @@ TEST(CeleryAmqpInterop, RpcBackendPythonClientCppWorker) {
   register_cpp_tasks(worker_app, journal, f.results.url());
   tq::Worker worker(worker_app, cpp_options());
   worker.start();
-  auto out = run_python_client(rabbit().pyamqp_url(), {PyCall{"tasks.add", {2, 3}}, PyCall{"tasks.fail", {"bad"}}});
+  auto out = run_python_client(rabbit().pyamqp_url(),
+                               {PyCall{"tasks.add", {2, 3}}, PyCall{"tasks.fail", {"bad"}}});
   ASSERT_EQ(out.size(), 2u) << out.dump();
   EXPECT_EQ(outcome(out, 0)["result"], 5) << out.dump();
   EXPECT_EQ(outcome(out, 1)["exc_type"], "ValueError") << out.dump();

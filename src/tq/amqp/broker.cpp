@@ -134,7 +134,8 @@ struct AmqpBroker::Impl {
         converted.push_back(
             detail::envelope_to_message(o.envelope, detail::to_amqp_priority(o.priority)));
         // As Celery: every task names this process's reply queue (rpc://).
-        if (converted.back().reply_to.empty()) converted.back().reply_to = detail::client_reply_queue();
+        if (converted.back().reply_to.empty())
+          converted.back().reply_to = detail::client_reply_queue();
       } catch (const MessageError& e) {
         throw BrokerError("cannot publish to AMQP queue '" + o.queue + "': " + e.what());
       }
@@ -255,7 +256,9 @@ struct AmqpBroker::Impl {
   }
 };
 
-AmqpBroker::AmqpBroker(const Url& url) : impl_(std::make_unique<Impl>(url)) { detail::remember_broker_url(url); }
+AmqpBroker::AmqpBroker(const Url& url) : impl_(std::make_unique<Impl>(url)) {
+  detail::remember_broker_url(url);
+}
 
 AmqpBroker::~AmqpBroker() {
   close();

@@ -31,9 +31,10 @@ struct RpcResultBackend::Impl {
     if (!url.host.empty()) return Endpoint::from_url(url);
     auto broker = detail::last_broker_url();
     if (!broker)
-      throw BackendError("result backend " + url.redacted() +
-                         ": rpc:// needs an amqp:// broker in this process, or the broker's address "
-                         "(rpc://user:pass@host:port/vhost)");
+      throw BackendError(
+          "result backend " + url.redacted() +
+          ": rpc:// needs an amqp:// broker in this process, or the broker's address "
+          "(rpc://user:pass@host:port/vhost)");
     return Endpoint::from_url(*broker);
   }
 
@@ -88,9 +89,13 @@ struct RpcResultBackend::Impl {
 
 RpcResultBackend::RpcResultBackend(const Url& url) : impl_(std::make_unique<Impl>(url)) {}
 
-RpcResultBackend::~RpcResultBackend() { close(); }
+RpcResultBackend::~RpcResultBackend() {
+  close();
+}
 
-std::string RpcResultBackend::url() const { return impl_->url.redacted(); }
+std::string RpcResultBackend::url() const {
+  return impl_->url.redacted();
+}
 
 bool RpcResultBackend::store(const ResultMeta& meta) {
   auto& im = *impl_;
@@ -124,12 +129,14 @@ std::optional<ResultMeta> RpcResultBackend::get(std::string_view task_id) {
   return impl_->cached(task_id);
 }
 
-std::optional<ResultMeta> RpcResultBackend::wait(std::string_view task_id, std::chrono::milliseconds timeout) {
+std::optional<ResultMeta> RpcResultBackend::wait(std::string_view task_id,
+                                                 std::chrono::milliseconds timeout) {
   auto deadline = std::chrono::steady_clock::now() + timeout;
   for (;;) {
     auto m = impl_->cached(task_id);
     if (m && is_ready(m->status)) return m;
-    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
+    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+        deadline - std::chrono::steady_clock::now());
     if (left.count() <= 0) return m;
     impl_->pump(std::min(left, std::chrono::milliseconds(100)));
   }
@@ -155,7 +162,9 @@ void RpcResultBackend::forget(std::string_view task_id) {
   if (auto it = impl_->cache.find(task_id); it != impl_->cache.end()) impl_->cache.erase(it);
 }
 
-std::chrono::seconds RpcResultBackend::expires() const { return std::chrono::seconds(86400); }
+std::chrono::seconds RpcResultBackend::expires() const {
+  return std::chrono::seconds(86400);
+}
 
 void RpcResultBackend::close() {
   auto& im = *impl_;

@@ -1,11 +1,11 @@
 // Registers the RabbitMQ transport's factories with the tq core's registries.
 #include "celeriac/tq/detail/transports.hpp"
-#include "celeriac/tq/result_backend.hpp"
 #include "celeriac/tq/amqp/broker.hpp"
 #include "celeriac/tq/amqp/control.hpp"
 #include "celeriac/tq/amqp/result_backend.hpp"
 #include "celeriac/tq/broker.hpp"
 #include "celeriac/tq/control.hpp"
+#include "celeriac/tq/result_backend.hpp"
 
 namespace celeriac::tq::amqp {
 

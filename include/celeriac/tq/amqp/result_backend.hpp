@@ -27,7 +27,8 @@ class RpcResultBackend final : public ResultBackend {
   /// the task message this process received); false when there is none.
   bool store(const ResultMeta& meta) override;
   std::optional<ResultMeta> get(std::string_view task_id) override;
-  std::optional<ResultMeta> wait(std::string_view task_id, std::chrono::milliseconds timeout) override;
+  std::optional<ResultMeta> wait(std::string_view task_id,
+                                 std::chrono::milliseconds timeout) override;
   bool wait_for_change(std::uint64_t* cursor, std::chrono::milliseconds timeout) override;
   void forget(std::string_view task_id) override;
   std::size_t cleanup() override { return 0; }
