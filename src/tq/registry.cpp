@@ -55,6 +55,9 @@ Registry& registry() {
 #ifdef CELERIAC_TQ_WITH_REDIS
     redis::register_transports();
 #endif
+#ifdef CELERIAC_TQ_WITH_AMQP
+    amqp::register_transports();
+#endif
   });
   return r;
 }

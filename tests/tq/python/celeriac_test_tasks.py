@@ -11,6 +11,8 @@ from celery import Celery
 
 broker = os.environ.get("CELERIAC_TEST_BROKER", "redis://127.0.0.1:6379/0")
 backend = os.environ.get("CELERIAC_TEST_BACKEND", broker)
+# The AMQP interop tests keep results in Redis while the broker is RabbitMQ.
+backend = os.environ.get("CELERIAC_TEST_RESULT_BACKEND") or backend
 
 app = Celery("celeriac_test_tasks", broker=broker, backend=backend)
 app.conf.update(
@@ -21,6 +23,8 @@ app.conf.update(
     worker_hijack_root_logger=False,
     broker_transport_options={"visibility_timeout": int(os.environ.get("CELERIAC_TEST_VT", "3600"))},
 )
+if os.environ.get("CELERIAC_TEST_MAX_PRIORITY"):  # RabbitMQ priority queues (x-max-priority)
+    app.conf.task_queue_max_priority = int(os.environ["CELERIAC_TEST_MAX_PRIORITY"])
 
 
 @app.task(name="tasks.add")

@@ -8,3 +8,10 @@ namespace celeriac::tq::redis {
 /// calls it once, before the first make_broker/make_backend/... lookup.
 void register_transports();
 }  // namespace celeriac::tq::redis
+
+namespace celeriac::tq::amqp {
+/// Defined in src/tq/amqp/*.cpp (the build then defines CELERIAC_TQ_WITH_AMQP).
+/// Registers the "amqp" and "pyamqp" broker, control-client and worker-service
+/// factories and the "rpc" result backend.
+void register_transports();
+}  // namespace celeriac::tq::amqp

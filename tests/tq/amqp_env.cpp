@@ -1,0 +1,41 @@
+#include "amqp_env.hpp"
+
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <memory>
+#include <mutex>
+
+namespace celeriac::tq::test {
+
+namespace {
+
+std::mutex node_mu;
+std::unique_ptr<RabbitMqServer> node;
+
+// Stops the node after the last test, by PID (the destructor).
+class RabbitEnvironment : public ::testing::Environment {
+ public:
+  void TearDown() override {
+    std::lock_guard lock(node_mu);
+    node.reset();
+  }
+};
+
+[[maybe_unused]] auto* const registered =
+    ::testing::AddGlobalTestEnvironment(new RabbitEnvironment);
+
+}  // namespace
+
+RabbitMqServer& rabbit() {
+  std::lock_guard lock(node_mu);
+  if (!node) node = std::make_unique<RabbitMqServer>();
+  return *node;
+}
+
+std::string unique_queue(const std::string& prefix) {
+  static std::atomic<int> n{0};
+  return prefix + "-" + std::to_string(++n);
+}
+
+}  // namespace celeriac::tq::test

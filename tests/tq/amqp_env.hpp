@@ -1,0 +1,16 @@
+// The RabbitMQ node shared by every test of test_tq_amqp (started on first
+// use, stopped when the binary's tests end), and helpers for the tests.
+#pragma once
+
+#include <string>
+
+#include "support/rabbitmq_server.hpp"
+
+namespace celeriac::tq::test {
+
+/// The shared node.
+RabbitMqServer& rabbit();
+/// A queue name no other test uses ("<prefix>-<n>").
+std::string unique_queue(const std::string& prefix);
+
+}  // namespace celeriac::tq::test
