@@ -100,6 +100,12 @@ void add_worker_beat_options(CLI::App& worker, bool& embed, BeatCliOptions& o) {
                   "also run beat in this process (one beat is active across all instances)");
   worker.add_option("--beat-schedule", o.schedule_files,
                     "with -B: JSON schedule file(s) of extra entries");
+  worker.add_option("--beat-instance", o.instance,
+                    "with -B: this beat's id in the lease (default host:pid:random)");
+  worker
+      .add_option("--beat-lease", o.lease,
+                  "with -B: seconds a beat lease lasts unrenewed (default 5)")
+      ->check(CLI::PositiveNumber);
 }
 
 std::unique_ptr<Beat> make_cli_beat(tq::App& app, const BeatCliOptions& o) {
