@@ -73,7 +73,8 @@ class Crontab {
   std::bitset<7> dow_;
   std::bitset<32> dom_;    // 1..31
   std::bitset<13> month_;  // 1..12
-  std::string specs_[5];   // minute, hour, dow, dom, moy as given
+  std::string
+      line_;  // the specs as given, in cron's order "m h dom mon dow" (one string: 100k entries)
   TimeZone tz_;
 };
 

@@ -152,6 +152,14 @@ void Beat::become_active(WallPoint now_w, MonoPoint now_m) {
     r.due_mono_ns = ns(now_m) + (ns(next) - ns(now_w));
     push(i);
   }
+  // Open the broker connection and load the commit script now, so the first due batch does not pay
+  // for them.
+  try {
+    (void)app_.broker().queue_length(app_.config().default_queue);
+    (void)store_->commit(options_.instance_id, {});
+  } catch (const std::exception& e) {
+    spdlog::warn("beat {}: broker not reachable yet: {}", options_.instance_id, e.what());
+  }
   active_ = true;
   ++counters_.takeovers;
   spdlog::info("beat {}: active (lease {}ms, renewed every {}ms), {} entries, state from {}",

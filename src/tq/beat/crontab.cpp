@@ -127,6 +127,16 @@ std::vector<int> members(const std::bitset<N>& b) {
   return out;
 }
 
+// "m h dom mon dow" (appends: g++ 12 warns falsely on chained operator+).
+std::string cron_line(std::initializer_list<const std::string*> fields) {
+  std::string out;
+  for (const std::string* f : fields) {
+    if (!out.empty()) out.push_back(' ');
+    out.append(*f);
+  }
+  return out;
+}
+
 constexpr int kSearchDays = 366 * 29;  // every (dom, dow, month) combination recurs within 28 years
 
 }  // namespace
@@ -138,7 +148,8 @@ Crontab::Crontab(CronField minute, CronField hour, CronField day_of_week, CronFi
       dow_(parse_field<7>(kDow, day_of_week.text)),
       dom_(parse_field<32>(kDom, day_of_month.text)),
       month_(parse_field<13>(kMoy, month_of_year.text)),
-      specs_{minute.text, hour.text, day_of_week.text, day_of_month.text, month_of_year.text},
+      line_(cron_line(
+          {&minute.text, &hour.text, &day_of_month.text, &month_of_year.text, &day_of_week.text})),
       tz_(std::move(tz)) {
   static constexpr int kMaxDay[13] = {0, 31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
   bool possible = false;
@@ -146,8 +157,8 @@ Crontab::Crontab(CronField minute, CronField hour, CronField day_of_week, CronFi
     for (int d = 1; d <= kMaxDay[m] && !possible; ++d)
       possible = month_[static_cast<std::size_t>(m)] && dom_[static_cast<std::size_t>(d)];
   if (!possible)
-    throw ConfigError("crontab day_of_month '" + specs_[3] + "' never occurs in month_of_year '" +
-                      specs_[4] + "'");
+    throw ConfigError("crontab day_of_month '" + day_of_month.text +
+                      "' never occurs in month_of_year '" + month_of_year.text + "'");
 }
 
 Crontab Crontab::parse_line(const std::string& line, TimeZone tz) {
@@ -265,7 +276,7 @@ std::vector<int> Crontab::months_of_year() const {
 }
 
 std::string Crontab::line() const {
-  return specs_[0] + " " + specs_[1] + " " + specs_[3] + " " + specs_[4] + " " + specs_[2];
+  return line_;
 }
 
 std::string Crontab::describe() const {
