@@ -54,7 +54,8 @@ std::vector<tq::PeriodicEntry> make_entries(std::size_t n) {
   std::vector<tq::PeriodicEntry> out;
   out.reserve(n);
   for (std::size_t i = 0; i < n; ++i) {
-    std::string name = "e" + std::to_string(i);
+    std::string name = std::to_string(i);
+    name.insert(0, 1, 'e');
     if (i % 2 == 0) {
       out.push_back({name,
                      tq::Schedule(seconds(10 + static_cast<long>(i % 3600))),
@@ -136,7 +137,7 @@ void bench_lateness(std::size_t n, int run_seconds) {
   aligned.relative = true;
   for (int i = 0; i < 1000; ++i)
     entries.push_back(
-        {"due-" + std::to_string(i), tq::Schedule(1s), tq::call("tasks.noop"), aligned});
+        {std::string("due-").append(std::to_string(i)), tq::Schedule(1s), tq::call("tasks.noop"), aligned});
   tq::BeatOptions o;
   o.instance_id = "bench";
   tq::Beat beat(app, std::move(entries), o);
