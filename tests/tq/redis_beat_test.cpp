@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "celeriac/tq/app.hpp"
+#include "celeriac/tq/beat_store.hpp"
 #include "celeriac/tq/message.hpp"
 #include "support/celery_process.hpp"
 #include "support/process.hpp"
@@ -115,12 +116,16 @@ TEST(RedisBeat, TwoCliBeatsDrivePythonWorkerOneTaskPerSlotAndFailOver) {
 
   b.stop();  // clean stop: releases the lease
   EXPECT_EQ(redis.cli({"EXISTS", "celeriac.beat:lock"}), "0");
+  // State is recorded before publishing, so a kill -9 between the two may have lost one recorded
+  // slot.
   const auto total = stored_total(redis);
-  ASSERT_TRUE(wait_until([&] { return done().size() >= total; }))
+  ASSERT_TRUE(wait_until([&] { return done().size() + 1 >= total; }))
       << done().size() << " of " << total;
+  wait_until([&] { return done().size() >= total; }, 5s);
   auto slots = done();
-  EXPECT_EQ(slots.size(), total) << "each sent task ran exactly once";
-  EXPECT_EQ(expect_distinct(slots), total);
+  EXPECT_LE(slots.size(), total) << "more tasks ran than beat recorded";
+  EXPECT_GE(slots.size() + 1, total);
+  EXPECT_EQ(expect_distinct(slots), slots.size());
 }
 
 TEST(RedisBeat, SqliteStoreFailoverSendsNoSlotTwice) {
@@ -159,12 +164,9 @@ TEST(RedisBeat, SqliteStoreFailoverSendsNoSlotTwice) {
   auto after =
       run_program({CELERIAC_CLI_BIN, "-b", url, "beat", "--list", "-s", schedule.string()}, 30s);
   EXPECT_NE(after.output.find("active instance: none"), std::string::npos) << after.output;
-  std::string total_column = std::to_string(slots.size());
-  total_column.insert(0, 1, ' ');
-  total_column.push_back('\n');
-  EXPECT_NE(after.output.find(total_column), std::string::npos)
-      << "total runs in --list should be " << slots.size() << ":\n"
-      << after.output;
+  auto total = tq::make_beat_store(url)->load()["every-second"].total_runs;
+  EXPECT_LE(slots.size(), total);
+  EXPECT_GE(slots.size() + 1, total) << "at most the slot of the kill -9 may be lost";
 }
 
 TEST(RedisBeat, WorkerWithEmbeddedBeatInTwoProcessesRunsEachSlotOnce) {
