@@ -3,6 +3,7 @@
 
 #include "celeriac/tq/app.hpp"
 #include "celeriac/tq/async_result.hpp"
+#include "celeriac/tq/beat.hpp"
 #include "celeriac/tq/broker.hpp"
 #include "celeriac/tq/context.hpp"
 #include "celeriac/tq/control.hpp"

@@ -186,4 +186,19 @@ AsyncResult<Json> App::send_task(const std::string& name, Json args, Json kwargs
   return r;
 }
 
+void App::add_periodic_task(Schedule schedule, TaskCall call, std::string name, PeriodicOptions options) {
+  PeriodicEntry entry{std::move(name), std::move(schedule), std::move(call), std::move(options)};
+  entry.validate();
+  std::lock_guard lock(mu_);
+  for (const auto& e : periodic_)
+    if (e.name == entry.name)
+      throw ConfigError("periodic task '" + entry.name + "': duplicate entry name (names must be unique)");
+  periodic_.push_back(std::move(entry));
+}
+
+std::vector<PeriodicEntry> App::periodic_tasks() const {
+  std::lock_guard lock(mu_);
+  return periodic_;
+}
+
 }  // namespace celeriac::tq

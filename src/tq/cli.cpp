@@ -13,6 +13,7 @@
 #include <spdlog/spdlog.h>
 
 #include "celeriac/tq/app.hpp"
+#include "celeriac/tq/detail/beat_cli.hpp"
 #include "celeriac/tq/worker.hpp"
 
 namespace celeriac::tq {
@@ -80,7 +81,7 @@ int wait_and_print(App& app, const std::string& id, double timeout, bool show_tr
   }
 }
 
-int run_worker(App& app, const WorkerOptions& opts) {
+int run_worker(App& app, const WorkerOptions& opts, std::unique_ptr<Beat> beat = nullptr) {
   sigset_t set;
   sigemptyset(&set);
   sigaddset(&set, SIGINT);
@@ -88,6 +89,7 @@ int run_worker(App& app, const WorkerOptions& opts) {
   pthread_sigmask(SIG_BLOCK, &set, nullptr);  // threads started below inherit it
   Worker worker(app, opts);
   worker.start();
+  if (beat) beat->start();  // worker -B: beat beside the consumer
   std::atomic<bool> done{false};
   std::thread signals([&] {
     int count = 0;
@@ -95,6 +97,7 @@ int run_worker(App& app, const WorkerOptions& opts) {
       timespec ts{0, 200'000'000};
       int sig = sigtimedwait(&set, nullptr, &ts);
       if (sig <= 0) continue;
+      if (beat) beat->stop();
       if (++count == 1) {
         spdlog::warn("{}: warm shutdown ({}): finishing running tasks, putting prefetched messages back "
                      "(signal again to stop at once)",
@@ -112,6 +115,7 @@ int run_worker(App& app, const WorkerOptions& opts) {
   }
   done = true;
   signals.join();
+  if (beat) beat->stop();
   pthread_sigmask(SIG_UNBLOCK, &set, nullptr);
   auto c = worker.counters();
   spdlog::info("{} stopped: {} received, {} succeeded, {} failed, {} retried, {} revoked, {} dead-lettered",
@@ -180,6 +184,12 @@ int App::main(int argc, char** argv, const MainOptions& options) {
                        "(default: the broker URL's ?visibility_timeout=, else 3600)")
         ->check(CLI::Range(1, 365 * 86400));
   }
+
+  // beat (and worker -B)
+  detail::BeatCliOptions beat_opts;
+  bool worker_beat = false;
+  detail::add_beat_command(cli, beat_opts);
+  if (worker) detail::add_worker_beat_options(*worker, worker_beat, beat_opts);
 
   // call
   auto* call = cli.add_subcommand("call", "send a task and print its result (or its id with --no-wait)");
@@ -254,9 +264,10 @@ int App::main(int argc, char** argv, const MainOptions& options) {
     if (worker && worker->parsed()) {
       wopts.queues = split_queues(wqueues);
       wopts.visibility_timeout = std::chrono::seconds(visibility_timeout);
-      return run_worker(*this, wopts);
+      return run_worker(*this, wopts, worker_beat ? detail::make_cli_beat(*this, beat_opts) : nullptr);
     }
     if (no_worker && no_worker->parsed()) throw ConfigError(no_worker_text);
+    if (beat_opts.command->parsed()) return detail::run_beat_command(*this, beat_opts);
     if (call->parsed()) {
       CallOptions o;
       o.queue = call_queue;

@@ -10,6 +10,7 @@
 
 #include "celeriac/tq/async_result.hpp"
 #include "celeriac/tq/broker.hpp"
+#include "celeriac/tq/periodic_task.hpp"
 #include "celeriac/tq/result_backend.hpp"
 #include "celeriac/tq/task.hpp"
 
@@ -117,6 +118,14 @@ class App {
   std::vector<AsyncResult<Json>> send_many(const std::string& name, const std::vector<Json>& args_list,
                                            const CallOptions& options = {});
 
+  /// Adds a beat entry (Celery's add_periodic_task): `schedule` is a
+  /// std::chrono duration or a tq::crontab(...); `call` what to send. Throws
+  /// ConfigError naming the entry for a duplicate name or a bad field.
+  /// `./app beat` and `./app worker -B` run them (docs/tq-beat.md).
+  void add_periodic_task(Schedule schedule, TaskCall call, std::string name, PeriodicOptions options = {});
+  /// The beat entries added so far.
+  std::vector<PeriodicEntry> periodic_tasks() const;
+
   /// A handle on an existing task id's result.
   template <class T = Json>
   AsyncResult<T> async_result(std::string id) {
@@ -145,6 +154,7 @@ class App {
   std::unique_ptr<Broker> broker_;
   std::unique_ptr<ResultBackend> backend_;
   std::unique_ptr<detail::ResultWatcher> watcher_;
+  std::vector<PeriodicEntry> periodic_;  // beat entries (add_periodic_task)
 };
 
 // ---- TaskHandle ----

@@ -87,3 +87,11 @@ def sleep(seconds):
     import time
     time.sleep(seconds)
     return seconds
+
+
+@app.task(bind=True, name="tasks.beat_mark")
+def beat_mark(self, tag="beat"):
+    """Records the beat slot it was sent for (RPUSH celeriac.test.beat.<tag>)."""
+    slot = getattr(self.request, "celeriac_beat_slot", None)
+    app.backend.client.rpush("celeriac.test.beat." + tag, str(slot))
+    return slot
