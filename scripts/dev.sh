@@ -65,17 +65,18 @@ run_tests() {  # run_tests PRESET
 tsan_targets=(test_sync test_futures test_exec test_aio_core test_aio_io test_mp_pipe test_mp_pool
               test_mp_process test_mp_queue test_mp_serialize test_mp_orphans test_mp_aio test_tq_core)
 run_tsan() {
-  local have=() t
+  local have=() t targets
   cmake --preset tsan >/dev/null
+  targets=$(cmake --build --preset tsan --target help)
   for t in "${tsan_targets[@]}"; do
-    cmake --build --preset tsan --target help | grep -q "^$t:" && have+=("$t")
+    grep -q "^$t:" <<<"$targets" && have+=("$t")
   done
   stage "build tsan (${#have[@]} targets)" build tsan "${have[@]}"
   echo "== test: tsan"
   # Only what was built: gtest cases of those executables (no *_NOT_BUILT
   # placeholders, examples, compile checks, install or replay tests).
   stage "test tsan" ctest --preset tsan --progress -L 'sync|futures|exec|aio|mp|tq' -LE redis \
-    -E '_NOT_BUILT$|^example\.|^mp\.compile\.|^install\.'
+    -E '_NOT_BUILT$|^example\.|^mp\.compile\.|^install\.|^tools\.'
 }
 
 # libFuzzer targets (tests/fuzz) with ASan+UBSan, FUZZ_SECONDS each

@@ -8,6 +8,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "celeriac/tq/redis/errors.hpp"
@@ -65,9 +66,28 @@ void inspect(const Reply& r) {
   }
 }
 
+// Known issue, reported (not fixed here: src/tq/redis is another owner's):
+// hiredis 0.14 (Debian's) allocates an array reply's element table for the
+// count the server declares ("*300000000\r\n" = 2.4 GB) before any element
+// arrives, and has no maxelements setting. Such inputs are skipped so the
+// target keeps exploring; the fix belongs in connection.cpp (a reader with
+// a createArray function that refuses absurd counts).
+bool declares_huge_array(std::string_view bytes) {
+  for (std::size_t at = bytes.find('*'); at != std::string_view::npos;
+       at = bytes.find('*', at + 1)) {
+    std::size_t digits = 0;
+    while (at + 1 + digits < bytes.size() && bytes[at + 1 + digits] >= '0' &&
+           bytes[at + 1 + digits] <= '9')
+      ++digits;
+    if (digits > 6) return true;
+  }
+  return false;
+}
+
 }  // namespace
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
+  if (declares_huge_array(std::string_view(reinterpret_cast<const char*>(data), size))) return 0;
   redisReader* reader = redisReaderCreate();
   if (!reader) return 0;
   if (redisReaderFeed(reader, reinterpret_cast<const char*>(data), size) == REDIS_OK) {

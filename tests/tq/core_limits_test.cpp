@@ -138,3 +138,13 @@ TEST(TqUrlRedaction, Ipv6PortIsRangeChecked) {
   EXPECT_THROW(Url::parse("redis://[::1]:70000/0"), ConfigError);
   EXPECT_THROW(Url::parse("redis://[::1]:0/0"), ConfigError);
 }
+
+// Fuzz regression (json): bytes ED AD 90 decode to U+DB50, a UTF-16
+// surrogate; dump_string wrote it as a lone "\udb50", which no JSON parser
+// (ours included) accepts. Encoded surrogates are invalid UTF-8: U+FFFD.
+TEST(TqJsonFuzz, EncodedSurrogatesBecomeReplacementCharacters) {
+  std::string out;
+  dump_string(out, "a\xed\xad\x90z");
+  EXPECT_EQ(out, "\"a\\ufffdz\"");
+  EXPECT_EQ(loads(out).get<std::string>(), "a\xef\xbf\xbdz");
+}
