@@ -120,9 +120,10 @@ void kill_worker_mid_stream(const std::string& url, const std::string& pool) {
   int dups = 0;
   for (auto& [i, n] : counts) dups += n - 1;
   std::printf(
-      "[chaos] %s pool=%s: %d tasks, worker SIGKILLed after %zu done; all done %.1f s after "
+      "[chaos] %s pool=%s: %d tasks, worker SIGKILLed after %zu done; %s %.1f s after "
       "the kill; %d ran twice (in flight at the kill)\n",
-      url.substr(0, url.find(':')).c_str(), pool.c_str(), kTasks, done_at_kill, recovery, dups);
+      url.substr(0, url.find(':')).c_str(), pool.c_str(), kTasks, done_at_kill,
+      complete ? "all done" : "STILL MISSING TASKS", recovery, dups);
   if (!complete) second.dump_log("second worker");
   EXPECT_TRUE(complete) << counts.size() << " of " << kTasks << " tasks done";
   // Only the deliveries held by the killed worker may run twice.
