@@ -2,9 +2,13 @@
 # The README's two commands, and a few more for developers.
 #   scripts/dev.sh demo           set up, build (release) and run the main demo
 #   scripts/dev.sh test           set up, build and run the whole test suite:
-#                                 release, then AddressSanitizer+UBSan
+#                                 release, AddressSanitizer+UBSan, then the
+#                                 fuzz targets (30 s each) and ThreadSanitizer
+#                                 on the core layers; prints each stage's time
 #   scripts/dev.sh test PRESET..  the suite under the given presets
-#                                 (release, debug, asan, tsan, clang)
+#                                 (release, debug, asan, tsan, clang, fuzz)
+#   scripts/dev.sh soak           the long runs kept out of CI: each fuzz
+#                                 target for 10 minutes (FUZZ_SECONDS)
 #   scripts/dev.sh bench          build (release) and run every benchmark
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -24,13 +28,64 @@ build() {  # build PRESET [TARGET...]
   fi
 }
 
+# Stage timings, printed as a table at the end of the run (CI budget).
+stage_names=() stage_secs=()
+stage() {  # stage NAME COMMAND...: runs COMMAND and records how long it took
+  local name=$1; shift
+  local start=$SECONDS
+  "$@"
+  stage_names+=("$name") stage_secs+=($((SECONDS - start)))
+}
+print_stages() {
+  [ ${#stage_names[@]} -gt 0 ] || return 0
+  local total=0 i
+  echo "== stage times"
+  for i in "${!stage_names[@]}"; do
+    printf '   %-28s %5d s\n' "${stage_names[$i]}" "${stage_secs[$i]}"
+    total=$((total + stage_secs[i]))
+  done
+  printf '   %-28s %5d s (%d min)\n' total "$total" $((total / 60))
+}
+trap print_stages EXIT
+
 run_tests() {  # run_tests PRESET
   local preset=$1
-  build "$preset"
+  case "$preset" in
+    tsan) run_tsan; return ;;
+    fuzz) run_fuzz; return ;;
+  esac
+  stage "build $preset" build "$preset"
   echo "== test: $preset"
-  local start=$SECONDS
-  ctest --preset "$preset" --progress
-  echo "== test: $preset passed in $((SECONDS - start)) s"
+  stage "test $preset" ctest --preset "$preset" --progress
+}
+
+# ThreadSanitizer on the layers with threads of their own: sync, futures,
+# exec, aio, mp and the tq core (not the Redis/interop suites: they need
+# servers and a real Celery, and the release and ASan stages cover them).
+tsan_targets=(test_sync test_futures test_exec test_aio_core test_aio_io test_mp_pipe test_mp_pool
+              test_mp_process test_mp_queue test_mp_serialize test_mp_orphans test_mp_aio test_tq_core)
+run_tsan() {
+  local have=() t targets
+  cmake --preset tsan >/dev/null
+  targets=$(cmake --build --preset tsan --target help)
+  for t in "${tsan_targets[@]}"; do
+    grep -q "^$t:" <<<"$targets" && have+=("$t")
+  done
+  stage "build tsan (${#have[@]} targets)" build tsan "${have[@]}"
+  echo "== test: tsan"
+  # Only what was built: gtest cases of those executables (no *_NOT_BUILT
+  # placeholders, examples, compile checks, install or replay tests).
+  stage "test tsan" ctest --preset tsan --progress -L 'sync|futures|exec|aio|mp|tq' -LE redis \
+    -E '_NOT_BUILT$|^example\.|^mp\.compile\.|^install\.|^tools\.'
+}
+
+# libFuzzer targets (tests/fuzz) with ASan+UBSan, FUZZ_SECONDS each
+# (CI: 30), after replaying their corpora and past crashes.
+run_fuzz() {
+  cmake --preset fuzz -DCELERIAC_FUZZ_SECONDS="${FUZZ_SECONDS:-30}" >/dev/null
+  stage "build fuzz" cmake --build --preset fuzz -j "$jobs"
+  echo "== test: fuzz (${FUZZ_SECONDS:-30} s per target)"
+  stage "test fuzz" ctest --preset fuzz --progress
 }
 
 cmd=${1:-help}; shift || true
@@ -43,8 +98,12 @@ case "$cmd" in
   test)
     scripts/setup.sh
     presets=("$@")
-    [ ${#presets[@]} -gt 0 ] || presets=(release asan)
+    [ ${#presets[@]} -gt 0 ] || presets=(release asan fuzz tsan)
     for preset in "${presets[@]}"; do run_tests "$preset"; done
+    ;;
+  soak)
+    scripts/setup.sh
+    FUZZ_SECONDS=${FUZZ_SECONDS:-600} run_fuzz
     ;;
   bench)
     scripts/setup.sh
@@ -56,6 +115,6 @@ case "$cmd" in
     done
     ;;
   *)
-    sed -n '2,8p' "$0"
+    sed -n '2,13p' "$0"
     ;;
 esac

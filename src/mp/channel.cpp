@@ -19,6 +19,8 @@ namespace celeriac::mp::detail {
 namespace {
 constexpr std::size_t kMaxFdsPerFrame = 250;
 constexpr std::size_t kCmsgFds = 64;
+// Largest read fill() prepares for beyond what is already buffered.
+constexpr std::size_t kMaxReadAhead = std::size_t{1} << 20;
 
 // Bytes of the frame that follow its header in the stream.
 std::size_t inline_len(const FrameHeader& h) noexcept {
@@ -273,7 +275,12 @@ bool Channel::fill() {
       FrameHeader h;
       std::memcpy(&h, in_.data(), sizeof h);
       std::size_t total = sizeof h + inline_len(h);
-      if (total > in_.size()) want = std::max(want, total - in_.size());
+      // Grow toward the frame's length, but never ahead of the bytes that
+      // arrived: a header claiming 4 GiB must not allocate 4 GiB (at most
+      // the buffered size again per read, so big frames still take O(log n)
+      // reallocations).
+      if (total > in_.size())
+        want = std::max(want, std::min(total - in_.size(), std::max(in_.size(), kMaxReadAhead)));
     }
     char* dst = in_.prepare(want);
     iovec iov{dst, want};

@@ -239,7 +239,9 @@ void dump_string(std::string& out, std::string_view s) {
                (p[i + 2] & 0xC0) == 0x80) {
       cp = ((c & 0x0Fu) << 12) | ((p[i + 1] & 0x3Fu) << 6) | (p[i + 2] & 0x3Fu);
       len = 3;
-      if (cp < 0x800) cp = 0xFFFD;
+      // Overlong forms and UTF-16 surrogates (ED A0..BF xx) are not UTF-8;
+      // a lone "\udXXX" escape would make the text unparsable JSON.
+      if (cp < 0x800 || (cp >= 0xD800 && cp <= 0xDFFF)) cp = 0xFFFD;
     } else if ((c & 0xF8) == 0xF0 && i + 3 < n && (p[i + 1] & 0xC0) == 0x80 &&
                (p[i + 2] & 0xC0) == 0x80 && (p[i + 3] & 0xC0) == 0x80) {
       cp = ((c & 0x07u) << 18) | ((p[i + 1] & 0x3Fu) << 12) | ((p[i + 2] & 0x3Fu) << 6) |

@@ -183,6 +183,16 @@ TimePoint parse_iso8601(std::string_view text) {
   tm.tm_hour = parse_int(s, 11, 2, text);
   tm.tm_min = parse_int(s, 14, 2, text);
   tm.tm_sec = parse_int(s, 17, 2, text);
+  // timegm() would silently normalize "2026-13-45T25:61:61"; Python rejects it.
+  if (tm.tm_mon < 0 || tm.tm_mon > 11 || tm.tm_mday < 1 || tm.tm_mday > 31 || tm.tm_hour > 23 ||
+      tm.tm_min > 59 || tm.tm_sec > 60)
+    throw MessageError("invalid ISO-8601 date-time '" + std::string(text) +
+                       "' (a field is out of range)");
+  // TimePoint counts nanoseconds in 64 bits (years 1678..2261); a date past
+  // that (Python accepts up to 9999) saturates instead of overflowing: an
+  // expires in 4052 means "never" here too.
+  if (tm.tm_year + 1900 > 2261) return TimePoint::max();
+  if (tm.tm_year + 1900 < 1678) return TimePoint::min();
   std::size_t pos = 19;
   std::int64_t micros = 0;
   if (pos < s.size() && s[pos] == '.') {
@@ -204,6 +214,8 @@ TimePoint parse_iso8601(std::string_view text) {
       pos++;
     } else if ((s[pos] == '+' || s[pos] == '-') && pos + 6 == s.size() && s[pos + 3] == ':') {
       int sign = s[pos] == '+' ? 1 : -1;
+      if (parse_int(s, pos + 1, 2, text) > 23 || parse_int(s, pos + 4, 2, text) > 59)
+        throw MessageError("invalid ISO-8601 date-time '" + std::string(text) + "' (bad offset)");
       offset_min = sign * (parse_int(s, pos + 1, 2, text) * 60 + parse_int(s, pos + 4, 2, text));
       pos += 6;
     } else {
@@ -449,7 +461,9 @@ class HeaderPeek {
     key_ = k;
     return true;
   }
-  bool parse_error(std::size_t, const std::string&, const nlohmann::detail::exception&) { return false; }
+  bool parse_error(std::size_t, const std::string&, const nlohmann::detail::exception&) {
+    return false;
+  }
 
  private:
   bool value() {
@@ -461,22 +475,91 @@ class HeaderPeek {
   std::string key_;
 };
 
+// Checks DecodeOptions' limits on JSON text in one pass, before it is
+// parsed: nesting depth, string length (when `strings`) and the element
+// count of the first element of the top-level array (`args`, when asked).
+// Strings are skipped by their quotes, so brackets inside them do not count.
+// Returns why the text is over a limit, or "".
+std::string check_limits(std::string_view text, const DecodeOptions& o, const char* what,
+                         bool strings, bool count_args) {
+  std::size_t depth = 0, top_index = 0, args = 0;
+  bool in_args = false, expect_arg = false;
+  auto arg_value = [&] {
+    if (depth == 2 && in_args && expect_arg) {
+      expect_arg = false;
+      ++args;
+    }
+  };
+  for (std::size_t i = 0; i < text.size(); ++i) {
+    char c = text[i];
+    switch (c) {
+      case '"': {
+        arg_value();
+        std::size_t start = ++i;
+        while (i < text.size() && text[i] != '"') i += text[i] == '\\' ? 2 : 1;
+        std::size_t len = std::min(i, text.size()) - start;
+        if (strings && len > o.max_string_length)
+          return std::string(what) + " has a string of " + std::to_string(len) + " bytes > limit " +
+                 std::to_string(o.max_string_length) + " (DecodeOptions::max_string_length)";
+        break;
+      }
+      case '[':
+      case '{':
+        arg_value();
+        if (++depth > o.max_depth)
+          return std::string(what) + " nests deeper than " + std::to_string(o.max_depth) +
+                 " levels (DecodeOptions::max_depth)";
+        if (depth == 2 && top_index == 0 && count_args) {
+          in_args = c == '[';
+          expect_arg = in_args;
+        }
+        break;
+      case ']':
+      case '}':
+        if (depth == 2) in_args = false;
+        if (depth > 0) --depth;
+        break;
+      case ',':
+        if (depth == 1) ++top_index;
+        if (depth == 2 && in_args) expect_arg = true;
+        break;
+      case ' ':
+      case '\t':
+      case '\n':
+      case '\r':
+        break;
+      default:
+        arg_value();
+    }
+    if (args > o.max_args)
+      return std::string(what) + " has more than " + std::to_string(o.max_args) +
+             " positional arguments (DecodeOptions::max_args)";
+  }
+  return {};
+}
+
+// Rejects an envelope that is not decoded at all (over a limit), naming the
+// task when its headers.id / headers.task can be found without building it.
+[[noreturn]] void reject_unread(std::string_view envelope, const std::string& why) {
+  HeaderPeek peek;
+  try {
+    Json::sax_parse(envelope.begin(), envelope.end(), &peek);
+  } catch (const std::exception&) {
+    // Whatever was found before the problem is still reported.
+  }
+  Ctx ctx{peek.id, peek.task};
+  ctx.fail(why);
+}
+
 }  // namespace
 
 TaskMessage decode(std::string_view envelope, const DecodeOptions& options) {
   Ctx ctx;
-  if (envelope.size() > options.max_size) {
-    HeaderPeek peek;
-    try {
-      Json::sax_parse(envelope.begin(), envelope.end(), &peek);
-    } catch (const std::exception&) {
-      // Whatever was found before the problem is still reported.
-    }
-    ctx.id = peek.id;
-    ctx.name = peek.task;
-    ctx.fail("oversized message: " + std::to_string(envelope.size()) + " bytes > limit " +
-             std::to_string(options.max_size));
-  }
+  if (envelope.size() > options.max_size)
+    reject_unread(envelope, "oversized message: " + std::to_string(envelope.size()) +
+                                " bytes > limit " + std::to_string(options.max_size));
+  if (auto why = check_limits(envelope, options, "envelope", false, false); !why.empty())
+    reject_unread(envelope, why);
   OrderedJson env;
   try {
     env = loads_ordered(envelope);
@@ -604,6 +687,7 @@ TaskMessage decode(std::string_view envelope, const DecodeOptions& options) {
   } else {
     body_text = bit->get<std::string>();
   }
+  if (auto why = check_limits(body_text, options, "body", true, true); !why.empty()) ctx.fail(why);
   Json body;
   try {
     body = loads(body_text);

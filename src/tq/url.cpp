@@ -8,9 +8,27 @@
 namespace celeriac::tq {
 namespace {
 
+// `text` with the password of its userinfo replaced by "***". Finds the
+// userinfo exactly as Url::parse does (the last '@' of the authority, the
+// first ':' before it), so a password containing '@' or ':' stays hidden.
+std::string redact_userinfo(std::string_view text) {
+  auto sep = text.find("://");
+  if (sep == std::string_view::npos) return std::string(text);
+  std::size_t start = sep + 3;
+  std::size_t end = text.find_first_of("/?", start);
+  if (end == std::string_view::npos) end = text.size();
+  auto at = text.substr(start, end - start).rfind('@');
+  if (at == std::string_view::npos) return std::string(text);
+  at += start;
+  auto colon = text.substr(start, at - start).find(':');
+  if (colon == std::string_view::npos || colon + start + 1 == at) return std::string(text);
+  colon += start;
+  return std::string(text.substr(0, colon + 1)) + "***" + std::string(text.substr(at));
+}
+
 [[noreturn]] void bad(std::string_view text, const std::string& why) {
   throw ConfigError(
-      "bad URL '" + std::string(text) + "': " + why +
+      "bad URL '" + redact_userinfo(text) + "': " + why +
       " (expected e.g. memory://, sqlite:///path/to/file.db, redis://[:password@]host:port/db)");
 }
 
@@ -28,6 +46,16 @@ std::string pct_decode(std::string_view s, std::string_view whole) {
     }
   }
   return out;
+}
+
+// A port number 1..65535 (both host forms, plain and [IPv6], use this).
+int parse_port(std::string_view digits, std::string_view whole) {
+  std::string port(digits);
+  if (port.empty() || port.size() > 5 || !std::all_of(port.begin(), port.end(), ::isdigit))
+    bad(whole, "port '" + port + "' must be a number");
+  int value = std::stoi(port);
+  if (value <= 0 || value > 65535) bad(whole, "port " + port + " out of range 1-65535");
+  return value;
 }
 
 }  // namespace
@@ -68,18 +96,11 @@ Url Url::parse(std::string_view text) {
     if (!authority.empty()) {
       authority.remove_prefix(1);
       host = std::string_view(host);
-      std::string port(authority);
-      if (port.empty() || !std::all_of(port.begin(), port.end(), ::isdigit))
-        bad(text, "port must be a number");
-      u.port = std::stoi(port);
+      u.port = parse_port(authority, text);
     }
   } else if (auto colon = authority.rfind(':'); colon != std::string_view::npos) {
     host = authority.substr(0, colon);
-    std::string port(authority.substr(colon + 1));
-    if (port.empty() || port.size() > 5 || !std::all_of(port.begin(), port.end(), ::isdigit))
-      bad(text, "port '" + port + "' must be a number");
-    u.port = std::stoi(port);
-    if (u.port <= 0 || u.port > 65535) bad(text, "port " + port + " out of range 1-65535");
+    u.port = parse_port(authority.substr(colon + 1), text);
   }
   u.host = pct_decode(host, text);
   while (!query.empty()) {
@@ -102,13 +123,7 @@ std::string Url::param(const std::string& key, const std::string& fallback) cons
 
 std::string Url::redacted() const {
   if (password.empty()) return text;
-  std::string out = text;
-  auto sep = out.find("://");
-  auto at = out.find('@', sep + 3);
-  if (sep == std::string::npos || at == std::string::npos) return out;
-  auto colon = out.find(':', sep + 3);
-  if (colon == std::string::npos || colon > at) return out;
-  return out.substr(0, colon + 1) + "***" + out.substr(at);
+  return redact_userinfo(text);
 }
 
 }  // namespace celeriac::tq

@@ -105,6 +105,19 @@ TEST(Serialize, MismatchIsAClearError) {
   EXPECT_THROW(mp::unpack<int>(std::string_view("\xc1", 1)), mp::SerializationError);
 }
 
+// Fuzz regression (tests/fuzz/regressions/mp): a 5-byte array header
+// claiming 4 billion elements made msgpack allocate ~100 GB for the claim.
+TEST(Serialize, ClaimsBeyondTheBytesAreRejectedBeforeAllocating) {
+  try {
+    (void)celeriac::mp::unpack<std::vector<int>>(std::string("\xdd\xff\xff\xff\xff", 5));
+    FAIL() << "accepted";
+  } catch (const celeriac::mp::SerializationError& e) {
+    EXPECT_NE(std::string(e.what()).find("array size overflow"), std::string::npos) << e.what();
+  }
+  EXPECT_THROW((void)celeriac::mp::unpack<std::string>(std::string("\xdb\x7f\xff\xff\xff", 5)),
+               celeriac::mp::SerializationError);
+}
+
 TEST(Serialize, DescriptorsNeedAChannel) {
   msgpack::sbuffer b;
   EXPECT_THROW(mp::pack(b, mp::SharedArray<int>(3)), mp::SerializationError);

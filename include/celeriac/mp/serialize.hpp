@@ -149,7 +149,13 @@ T unpack(std::string_view bytes) {
     // Strings and binaries are read in place (converting them to T copies
     // them once): large byte arrays are not copied twice.
     auto in_place = [](msgpack::type::object_type, std::size_t, void*) { return true; };
-    msgpack::object_handle oh = msgpack::unpack(bytes.data(), bytes.size(), in_place);
+    // Every element takes at least one byte: a header claiming more elements
+    // (or a longer string) than there are bytes is rejected before msgpack
+    // allocates for the claim.
+    const std::size_t n = bytes.size();
+    msgpack::unpack_limit limit(n, n, n, n, n, 1000);
+    msgpack::object_handle oh =
+        msgpack::unpack(bytes.data(), bytes.size(), in_place, nullptr, limit);
     return oh.get().as<T>();
   } catch (const SerializationError&) {
     throw;

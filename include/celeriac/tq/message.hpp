@@ -92,9 +92,22 @@ struct TaskMessage {
 /// (root_id, argsrepr, kwargsrepr, origin, delivery_tag) without changing m.
 std::string encode(const TaskMessage& m);
 
-/// Limits and switches for decode().
+/// Default DecodeOptions::max_depth: nesting of arrays/objects.
+inline constexpr std::size_t kDefaultMaxDepth = 256;
+/// Default DecodeOptions::max_args: positional arguments of one task.
+inline constexpr std::size_t kDefaultMaxArgs = std::size_t{1} << 20;
+
+/// Limits and switches for decode(). Every limit is checked by a linear scan
+/// of the text before anything is built for it, and a message over a limit
+/// is rejected with a MessageError naming the limit (the worker
+/// dead-letters it).
 struct DecodeOptions {
   std::size_t max_size = kDefaultMaxMessageSize;  ///< envelope bytes
+  std::size_t max_depth = kDefaultMaxDepth;       ///< nesting depth of the envelope and of the body
+  std::size_t max_args = kDefaultMaxArgs;         ///< elements of the body's args array
+  /// Longest string in the body (args, kwargs, embed), in bytes as written in
+  /// the JSON text (escapes included).
+  std::size_t max_string_length = kDefaultMaxMessageSize;
 };
 
 /// Decodes and validates an envelope. Throws MessageError with a precise
