@@ -187,7 +187,7 @@ int run_guide(const Options& o, const std::string& self) {
       argv = {o.python_bin, o.script, "--row", r.id, "--port", std::to_string(server.port())};
     if (o.quick) argv.push_back("--quick");
     if (r.needs_redis) argv.insert(argv.end(), {"--redis", redis->url()});
-    guide::ChildRun c = guide::run_measured(argv, r.needs_redis ? redis->pid() : 0);
+    guide::ChildRun c = guide::run_measured(argv, redis ? redis->pid() : 0);
     r.ran = true;
     r.cpu_s = c.cpu_s;
     r.peak_mb = c.peak_mb;
