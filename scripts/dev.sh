@@ -6,6 +6,9 @@
 #   scripts/dev.sh test PRESET..  the suite under the given presets
 #                                 (release, debug, asan, tsan, clang)
 #   scripts/dev.sh bench          build (release) and run every benchmark
+#   scripts/dev.sh guide [ARGS]   build (release) and run celeriac-guide: every tool
+#                                 on the same workloads, C++ and Python (docs/guide.md)
+#   scripts/dev.sh docs           the API reference (Doxygen) in build/release/docs/api/html
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
@@ -46,6 +49,17 @@ case "$cmd" in
     [ ${#presets[@]} -gt 0 ] || presets=(release asan)
     for preset in "${presets[@]}"; do run_tests "$preset"; done
     ;;
+  guide)
+    scripts/setup.sh
+    build release celeriac-guide
+    exec build/release/examples/celeriac-guide "$@"
+    ;;
+  docs)
+    scripts/setup.sh
+    cmake --preset release >/dev/null
+    cmake --build --preset release --target docs
+    echo "== API reference: build/release/docs/api/html/index.html"
+    ;;
   bench)
     scripts/setup.sh
     build release
@@ -56,6 +70,6 @@ case "$cmd" in
     done
     ;;
   *)
-    sed -n '2,8p' "$0"
+    sed -n '2,11p' "$0"
     ;;
 esac

@@ -130,6 +130,17 @@ int run_row(const Options& o) {
   return 0;
 }
 
+// "load average 1.52 0.80 0.31 on 2 cores": read the figures against it.
+std::string load_average() {
+  std::ifstream in("/proc/loadavg");
+  double a = 0, b = 0, c = 0;
+  in >> a >> b >> c;
+  char buf[96];
+  std::snprintf(buf, sizeof buf, "load average %.2f %.2f %.2f on %u cores", a, b, c,
+                std::thread::hardware_concurrency());
+  return buf;
+}
+
 bool python_has(const Options& o, const std::string& module) {
   std::string cmd = o.python_bin + " -c 'import " + module + "' >/dev/null 2>&1";
   return std::system(cmd.c_str()) == 0;
@@ -156,6 +167,7 @@ int run_guide(const Options& o, const std::string& self) {
               python ? o.python_bin.c_str() : "no",
               celery ? ("on redis-server at " + redis->url()).c_str()
                      : "no (needs python3-celery and redis-server)");
+  std::printf("%s\n", load_average().c_str());
   std::size_t index = 0;
   int failures = 0;
   for (guide::Row& r : rows) {
@@ -207,7 +219,7 @@ int run_guide(const Options& o, const std::string& self) {
   guide::compute_speedups(rows);
   guide::print_table(rows, sizes);
   std::ofstream(o.svg) << guide::render_svg(rows, sizes);
-  std::printf("\nchart: %s\n", o.svg.c_str());
+  std::printf("\n%s (at the end)\nchart: %s\n", load_average().c_str(), o.svg.c_str());
   std::size_t ran = 0;
   for (const auto& r : rows) ran += r.ran;
   if (failures == 0)
