@@ -18,7 +18,8 @@ class Promise {
   Promise() : state_(futures::detail::make_state<T>()) {}
   /// Takes over `other`'s state; `other` is left empty.
   Promise(Promise&&) noexcept = default;
-  /// Abandons this promise's state (its future gets BrokenPromise if unset), then takes over `other`'s.
+  /// Abandons this promise's state (its future gets BrokenPromise if unset), then takes over
+  /// `other`'s.
   Promise& operator=(Promise&& other) noexcept {
     if (this != &other) {
       abandon();

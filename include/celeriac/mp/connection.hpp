@@ -60,7 +60,8 @@ class Connection {
     }
     send_frame(std::string_view(buf.data(), buf.size()), fds, timeout);
   }
-  /// Receives one value of type T (SerializationError if it is not one); waits at most `timeout` if given.
+  /// Receives one value of type T (SerializationError if it is not one); waits at most `timeout` if
+  /// given.
   template <Serializable T>
   T recv(std::optional<Duration> timeout = std::nullopt) {
     detail::Frame f = recv_frame(timeout);

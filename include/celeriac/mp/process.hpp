@@ -23,7 +23,8 @@ namespace celeriac::mp {
 /// (as std::jthread); kill() it first if it must not be waited for.
 class Process {
  public:
-  /// A process that will run fn(args...) once started (function pointer or captureless lambda; serializable arguments).
+  /// A process that will run fn(args...) once started (function pointer or captureless lambda;
+  /// serializable arguments).
   template <class F, class... Args>
   explicit Process(F fn, const Args&... args) : Process(checked_call<F, Args...>(fn, args...)) {}
   /// Takes over `other`'s process.

@@ -18,7 +18,8 @@ struct TaskDef;
 /// retries + 1, eta = now + countdown) and stores RETRY. Not an error.
 class Retry : public Error {
  public:
-  /// A retry in `countdown` seconds (nullopt: the task's default), with `max_retries` overriding the task's and `exc` the cause.
+  /// A retry in `countdown` seconds (nullopt: the task's default), with `max_retries` overriding
+  /// the task's and `exc` the cause.
   Retry(std::optional<double> countdown, std::optional<int> max_retries, std::exception_ptr exc, std::string what)
       : Error(std::move(what)), countdown_(countdown), max_retries_(max_retries), exc_(std::move(exc)) {}
   /// Seconds until the retry runs (nullopt = the task's default_retry_delay).

@@ -77,8 +77,7 @@ struct CallOptions {
   std::optional<bool> ignore_result;     ///< default: the task's setting
   OrderedJson headers = OrderedJson::object();  ///< custom headers (Context::headers())
   bool retry = true;                     ///< retry publishing on BrokerError
-  /// How publishing is retried on BrokerError.
-  RetryPolicy retry_policy;
+  RetryPolicy retry_policy;              ///< how publishing is retried on BrokerError
   std::optional<double> time_limit;       ///< headers.timelimit[0]
   std::optional<double> soft_time_limit;  ///< headers.timelimit[1]
   std::optional<std::string> parent_id;   ///< headers.parent_id
