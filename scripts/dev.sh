@@ -10,6 +10,9 @@
 #   scripts/dev.sh soak           the long runs kept out of CI: each fuzz
 #                                 target for 10 minutes (FUZZ_SECONDS)
 #   scripts/dev.sh bench          build (release) and run every benchmark
+#   scripts/dev.sh guide [ARGS]   build (release) and run celeriac-guide: every tool
+#                                 on the same workloads, C++ and Python (docs/guide.md)
+#   scripts/dev.sh docs           the API reference (Doxygen) in build/release/docs/api/html
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
@@ -105,6 +108,17 @@ case "$cmd" in
     scripts/setup.sh
     FUZZ_SECONDS=${FUZZ_SECONDS:-600} run_fuzz
     ;;
+  guide)
+    scripts/setup.sh
+    build release celeriac-guide
+    exec build/release/examples/celeriac-guide "$@"
+    ;;
+  docs)
+    scripts/setup.sh
+    cmake --preset release >/dev/null
+    cmake --build --preset release --target docs
+    echo "== API reference: build/release/docs/api/html/index.html"
+    ;;
   bench)
     scripts/setup.sh
     build release
@@ -115,6 +129,6 @@ case "$cmd" in
     done
     ;;
   *)
-    sed -n '2,13p' "$0"
+    sed -n '2,16p' "$0"
     ;;
 esac

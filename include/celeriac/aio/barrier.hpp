@@ -10,8 +10,11 @@
 
 namespace celeriac::aio {
 
+/// Lets `parties` tasks wait for each other (asyncio.Barrier): the last to arrive releases them
+/// all. Loop thread only.
 class Barrier {
  public:
+  /// A barrier for `parties` tasks (std::invalid_argument if 0).
   explicit Barrier(std::size_t parties) : parties_(parties) {
     if (parties == 0) throw Error("aio::Barrier: parties must be > 0");
   }
@@ -23,7 +26,9 @@ class Barrier {
   /// A cancelled waiter is removed (the count goes back down).
   class Wait : private Suspension, private detail::ListNode {
    public:
+    /// Waits on `b` (what wait() returns: co_await it).
     explicit Wait(Barrier& b) noexcept : barrier_(&b) {}
+    /// Takes over `o`'s pending wait.
     Wait(Wait&& o) noexcept : Suspension(), ListNode(), barrier_(o.barrier_) {}
     ~Wait() {
       if (ListNode::linked()) {
@@ -78,9 +83,11 @@ class Barrier {
     release_all(true);
     broken_ = false;
   }
+  /// The number of tasks needed to pass the barrier.
   std::size_t parties() const noexcept { return parties_; }
   /// Tasks waiting now.
   std::size_t n_waiting() const noexcept { return count_; }
+  /// Whether the barrier is broken (abort(), or a cancelled wait).
   bool broken() const noexcept { return broken_; }
 
  private:

@@ -10,6 +10,7 @@
 
 namespace celeriac::aio {
 
+/// A condition variable for tasks (asyncio.Condition), bound to an aio::Lock. Loop thread only.
 class Condition {
  public:
   /// Uses `lock`, or a lock of its own when null.
@@ -18,10 +19,15 @@ class Condition {
   Condition(const Condition&) = delete;
   Condition& operator=(const Condition&) = delete;
 
+  /// Acquires the underlying lock (co_await it).
   Lock::Acquire acquire() noexcept { return lock_->acquire(); }
+  /// Acquires the underlying lock and returns a guard that releases it (co_await it).
   Lock::ScopedAcquire scoped() noexcept { return lock_->scoped(); }
+  /// Releases the underlying lock.
   void release() { lock_->release(); }
+  /// Whether the underlying lock is held.
   bool locked() const noexcept { return lock_->locked(); }
+  /// The underlying lock.
   Lock& lock() noexcept { return *lock_; }
 
   /// Releases the lock, waits for notify(), re-acquires the lock (even when
@@ -59,6 +65,7 @@ class Condition {
     while (n-- > 0 && detail::ListWaiter::wake_one(waiters_)) {
     }
   }
+  /// Wakes every task waiting in wait().
   void notify_all() {
     if (!lock_->locked())
       throw InvalidStateError("aio::Condition::notify_all(): lock is not acquired");

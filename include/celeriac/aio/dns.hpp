@@ -17,7 +17,9 @@ namespace celeriac::aio {
 /// value; errno_value() is set for EAI_SYSTEM.
 class GaiError : public OSError {
  public:
+  /// getaddrinfo() failed with `gai_code` (EAI_*), `err` holding errno for EAI_SYSTEM.
   GaiError(int gai_code, int err, const std::string& what) : OSError(err, what), gai_(gai_code) {}
+  /// The EAI_* code of the failure.
   int gai_code() const noexcept { return gai_; }
 
  private:

@@ -14,8 +14,10 @@ namespace celeriac::aio {
 /// whose children failed. exceptions() holds them in the order they happened.
 class ExceptionGroup : public Error {
  public:
+  /// Several errors at once (a TaskGroup's children), in the order they happened.
   ExceptionGroup(const std::string& message, std::vector<std::exception_ptr> errors)
       : Error(describe(message, errors)), errors_(std::move(errors)) {}
+  /// The errors, in the order they happened.
   const std::vector<std::exception_ptr>& exceptions() const noexcept { return errors_; }
 
  private:

@@ -5,6 +5,7 @@
 
 namespace celeriac::aio {
 
+/// A flag tasks wait on until it is set (asyncio.Event). Loop thread only.
 class Event {
  public:
   Event() = default;
@@ -14,6 +15,7 @@ class Event {
   /// Awaitable: completes when the flag is set.
   class Wait : public detail::ListWaiter {
    public:
+    /// Waits on `e` (what wait() returns: co_await it).
     explicit Wait(Event& e) noexcept : ListWaiter(e.waiters_), event_(&e) {}
     bool await_ready() const noexcept { return event_->set_; }
 
@@ -28,7 +30,9 @@ class Event {
     set_ = true;
     detail::ListWaiter::wake_all(waiters_);
   }
+  /// Resets the flag; later wait() calls suspend until set() again.
   void clear() noexcept { set_ = false; }
+  /// Whether the flag is set.
   bool is_set() const noexcept { return set_; }
 
  private:

@@ -94,6 +94,8 @@ struct DoneListener : ListNode {
 /// it closes).
 class Suspension : private detail::Work {
  public:
+  /// Called when the suspended task is cancelled: true to resume it with CancelledError, false to
+  /// keep waiting.
   using CancelHook = bool (*)(Suspension&) noexcept;
 
   Suspension() noexcept = default;
@@ -248,11 +250,15 @@ class FdState;
 class TimerHandle {
  public:
   TimerHandle() = default;
+  /// A handle on timer `cb` (internal: made by call_later/call_at).
   explicit TimerHandle(detail::TimerCallbackBase* cb) noexcept : cb_(cb) {}
+  /// Another handle on the same timer.
   TimerHandle(const TimerHandle& o) noexcept : cb_(o.cb_) {
     if (cb_) cb_->add_ref();
   }
+  /// Takes over `o`'s timer.
   TimerHandle(TimerHandle&& o) noexcept : cb_(std::exchange(o.cb_, nullptr)) {}
+  /// Handles `o`'s timer instead of this one's.
   TimerHandle& operator=(TimerHandle o) noexcept {
     std::swap(cb_, o.cb_);
     return *this;
@@ -262,6 +268,7 @@ class TimerHandle {
   }
   /// Unschedules the callback if it has not run yet.
   void cancel() noexcept;
+  /// Whether cancel() was called.
   bool cancelled() const noexcept { return cb_ && cb_->cancelled; }
   /// The loop time it is (was) due at.
   TimePoint when() const noexcept {
@@ -277,6 +284,7 @@ class TimerHandle {
 /// thread-safe.
 class EventLoop {
  public:
+  /// A loop (not running yet: run_forever() or run_until_complete()).
   explicit EventLoop(LoopOptions options = {});
   EventLoop(const EventLoop&) = delete;
   EventLoop& operator=(const EventLoop&) = delete;
@@ -304,6 +312,7 @@ class EventLoop {
   T run_until_complete(Task<T> task);
   /// Makes run_forever() return after the current tick. Thread-safe.
   void stop() noexcept;
+  /// Whether the loop is running (on some thread).
   bool is_running() const noexcept { return running_; }
   /// True when called on the thread running this loop.
   bool in_loop_thread() const noexcept { return detail::tls_context.loop == this; }
@@ -345,6 +354,7 @@ class EventLoop {
   /// (asyncio.create_task). Loop thread only.
   template <class T>
   TaskHandle<T> spawn(Task<T> task, std::string name = {});
+  /// Same as spawn() (asyncio's name).
   template <class T>
   TaskHandle<T> create_task(Task<T> task, std::string name = {}) {
     return spawn(std::move(task), std::move(name));
@@ -364,10 +374,15 @@ class EventLoop {
   /// Number of tasks that have not finished.
   std::size_t pending_tasks() const noexcept { return pending_tasks_; }
 
+  /// Whether debug mode is on.
   bool debug() const noexcept { return options_.debug; }
+  /// Turns debug mode on or off.
   void set_debug(bool on) noexcept { options_.debug = on; }
+  /// The debug mode's slow callback threshold.
   Duration slow_callback_duration() const noexcept { return options_.slow_callback_duration; }
+  /// Sets the debug mode's slow callback threshold.
   void set_slow_callback_duration(Duration d) noexcept { options_.slow_callback_duration = d; }
+  /// Whether the loop runs on virtual time.
   bool virtual_clock() const noexcept { return options_.virtual_clock; }
 
   /// Where warnings go (slow callbacks, unawaited tasks, errors nobody
@@ -386,10 +401,12 @@ class EventLoop {
   void schedule_threadsafe(detail::Work* w) noexcept;
   /// Adds/removes a timer (loop thread). add_timer assigns the FIFO seq.
   void add_timer(detail::TimerNode* t);
+  /// Removes timer `t` from the heap (internal).
   void remove_timer(detail::TimerNode* t) noexcept;
   /// Virtual clock: while held, something outside the loop's timers (an fd,
   /// another thread) may wake a task, so time advances only in real time.
   void hold_clock() noexcept { ++clock_holds_; }
+  /// Ends a hold taken on the virtual clock (internal).
   void release_clock() noexcept { --clock_holds_; }
   /// The epoll instance (FdWatch registers with it).
   int epoll_fd() const noexcept { return epfd_; }

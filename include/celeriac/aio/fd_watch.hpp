@@ -37,6 +37,7 @@ class FdState {
 /// A waiter created by FdWatch::readable()/writable(); co_await it once.
 class ReadinessAwaiter : public Suspension {
  public:
+  /// Waits for `st`'s fd to become readable (or writable when `write`).
   ReadinessAwaiter(detail::FdState* st, bool write) noexcept : st_(st), write_(write) {}
   /// The moved-from awaiter forgets the fd: it may outlive the FdWatch (a
   /// temporary of the co_await expression lives across the suspension).
@@ -78,7 +79,9 @@ class FdWatch {
   /// Registers `fd` (which should be non-blocking) with `loop`'s epoll;
   /// std::system_error if epoll_ctl fails.
   FdWatch(EventLoop& loop, int fd);
+  /// Takes over `o`'s registration.
   FdWatch(FdWatch&& o) noexcept = default;
+  /// Closes this watch, then takes over `o`'s registration.
   FdWatch& operator=(FdWatch&& o) noexcept {
     if (this != &o) {
       close();
@@ -93,8 +96,11 @@ class FdWatch {
   /// with std::system_error(EBADF). Idempotent.
   void close() noexcept;
 
+  /// Whether the watch holds a registration.
   bool valid() const noexcept { return static_cast<bool>(st_); }
+  /// The watched fd (-1 when closed).
   int fd() const noexcept { return st_ ? st_->fd : -1; }
+  /// The loop the fd is registered with (null when closed).
   EventLoop* loop() const noexcept { return st_ ? st_->loop : nullptr; }
 
   /// Awaitable: the fd is readable (or at EOF, hung up, in error).

@@ -18,8 +18,11 @@ namespace celeriac::aio {
 /// or an exception (CancelledError for a cancelled task).
 template <class T>
 struct Outcome {
+  /// The value, when the awaitable succeeded.
   std::optional<detail::Value<T>> value;
+  /// The exception, when it failed.
   std::exception_ptr error;
+  /// Whether the awaitable succeeded.
   bool ok() const noexcept { return !error; }
   /// The value, or the error rethrown.
   detail::Value<T>& get() {

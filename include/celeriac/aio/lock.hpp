@@ -14,7 +14,9 @@ class Lock;
 /// Releases a Lock when destroyed (from `co_await lock.scoped()`).
 class LockGuard {
  public:
+  /// A guard that releases `l` when destroyed.
   explicit LockGuard(Lock& l) noexcept : lock_(&l) {}
+  /// Takes over `o`'s lock.
   LockGuard(LockGuard&& o) noexcept : lock_(std::exchange(o.lock_, nullptr)) {}
   LockGuard(const LockGuard&) = delete;
   ~LockGuard();
@@ -25,6 +27,7 @@ class LockGuard {
   Lock* lock_;
 };
 
+/// A mutual exclusion lock for tasks (asyncio.Lock), fair (FIFO). Loop thread only.
 class Lock {
  public:
   Lock() = default;
@@ -34,6 +37,7 @@ class Lock {
   /// Awaitable: acquires the lock (`co_await lock.acquire();`).
   class Acquire : public detail::ListWaiter {
    public:
+    /// Waits for `l` (what acquire() returns: co_await it).
     explicit Acquire(Lock& l) noexcept : ListWaiter(l.waiters_), lock_(&l) {}
     bool await_ready() noexcept {
       if (lock_->locked_) return false;
@@ -42,11 +46,13 @@ class Lock {
     }
 
    protected:
+    /// The lock being acquired.
     Lock* lock_;
   };
   /// Awaitable: acquires the lock and returns a LockGuard.
   class ScopedAcquire : public Acquire {
    public:
+    /// Acquire's constructors.
     using Acquire::Acquire;
     LockGuard await_resume() {
       Acquire::await_resume();
@@ -54,6 +60,7 @@ class Lock {
     }
   };
 
+  /// Acquires the lock (co_await it); release() it after.
   Acquire acquire() noexcept { return Acquire(*this); }
   /// `auto guard = co_await lock.scoped();`
   ScopedAcquire scoped() noexcept { return ScopedAcquire(*this); }
@@ -69,6 +76,7 @@ class Lock {
     if (!locked_) throw InvalidStateError("aio::Lock::release(): lock is not acquired");
     if (!detail::ListWaiter::wake_one(waiters_)) locked_ = false;
   }
+  /// Whether the lock is held.
   bool locked() const noexcept { return locked_; }
   /// Tasks waiting to acquire.
   std::size_t waiters() const noexcept { return waiters_.size(); }

@@ -76,6 +76,7 @@ struct PriorityStore {
 template <class T, class Store>
 class BasicQueue {
  public:
+  /// A queue holding at most `maxsize` items; 0 means no limit.
   explicit BasicQueue(std::size_t maxsize = 0) : maxsize_(maxsize) {}
   BasicQueue(const BasicQueue&) = delete;
   BasicQueue& operator=(const BasicQueue&) = delete;
@@ -150,11 +151,17 @@ class BasicQueue {
     detail::ListWaiter::wake_all(putters_);
   }
 
+  /// Items queued now (asyncio's qsize()).
   std::size_t qsize() const noexcept { return store_.size(); }
+  /// Items queued now.
   std::size_t size() const noexcept { return store_.size(); }
+  /// Whether no item is queued.
   bool empty() const noexcept { return store_.size() == 0; }
+  /// Whether put() would wait.
   bool full() const noexcept { return maxsize_ > 0 && store_.size() >= maxsize_; }
+  /// The most items it holds (0: no limit).
   std::size_t maxsize() const noexcept { return maxsize_; }
+  /// Whether shutdown() was called.
   bool is_shutdown() const noexcept { return shutdown_; }
 
  private:

@@ -9,6 +9,8 @@
 
 namespace celeriac::aio {
 
+/// A counter of permits for tasks (asyncio.Semaphore): acquire() waits while there is none. Loop
+/// thread only.
 class Semaphore {
  public:
   /// Error for a negative value.
@@ -20,8 +22,10 @@ class Semaphore {
   Semaphore& operator=(const Semaphore&) = delete;
   virtual ~Semaphore() = default;
 
+  /// Waits for a permit (what acquire() returns: co_await it).
   class Acquire : public detail::ListWaiter {
    public:
+    /// Waits for a permit of `s`.
     explicit Acquire(Semaphore& s) noexcept : ListWaiter(s.waiters_), sem_(&s) {}
     bool await_ready() noexcept { return sem_->try_acquire(); }
 
@@ -45,10 +49,13 @@ class Semaphore {
   }
   /// True when acquire() would wait.
   bool locked() const noexcept { return value_ == 0; }
+  /// Permits available now.
   long value() const noexcept { return value_; }
 
  protected:
+  /// Tasks waiting for a permit, in arrival order.
   detail::List waiters_;
+  /// Permits available.
   long value_;
 };
 
@@ -56,6 +63,7 @@ class Semaphore {
 /// initial value (asyncio.BoundedSemaphore's ValueError).
 class BoundedSemaphore : public Semaphore {
  public:
+  /// A semaphore with `value` permits, which is also its bound (release() past it throws).
   explicit BoundedSemaphore(long value = 1) : Semaphore(value), bound_(value) {}
   void release() override {
     if (waiters_.empty() && value_ >= bound_)

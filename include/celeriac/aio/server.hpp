@@ -20,6 +20,7 @@ using ConnectionHandler = std::function<Task<void>(StreamReader, StreamWriter)>;
 
 /// Settings of start_server.
 struct ServerOptions {
+  /// listen() backlog.
   int backlog = 1024;
   bool reuse_address = true;  ///< SO_REUSEADDR (TCP)
   bool reuse_port = false;    ///< SO_REUSEPORT (TCP)
@@ -37,6 +38,7 @@ struct ServerState;
 class Server {
  public:
   Server() = default;
+  /// A handle on a server's state (internal: made by start_server).
   explicit Server(std::shared_ptr<detail::ServerState> st) noexcept : st_(std::move(st)) {}
 
   /// Stops listening (closes the listening sockets). Connections already
@@ -48,6 +50,7 @@ class Server {
   /// Waits until the server is closed (asyncio's serve_forever, which
   /// returns when close() is called, e.g. from a signal handler).
   Task<void> serve_forever();
+  /// Whether the server is accepting connections.
   bool is_serving() const;
   /// The listening addresses (get_extra_info("sockets")).
   std::vector<SocketAddress> sockets() const;

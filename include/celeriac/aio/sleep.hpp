@@ -14,6 +14,7 @@ class SleepAwaiter : private Suspension, private detail::TimerNode {
   /// Either a delay (relative to the loop time when awaited) or a deadline.
   SleepAwaiter(Duration delay, bool absolute, TimePoint when) noexcept
       : delay_(delay), when_(when), absolute_(absolute) {}
+  /// Takes over `o`'s pending sleep.
   SleepAwaiter(SleepAwaiter&& o) noexcept
       : Suspension(), TimerNode(), delay_(o.delay_), when_(o.when_), absolute_(o.absolute_) {}
   ~SleepAwaiter() {

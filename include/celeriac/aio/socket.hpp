@@ -18,6 +18,7 @@ namespace celeriac::aio {
 /// the errno value, what() says which operation failed, on what address.
 class OSError : public Error {
  public:
+  /// A system call failed with errno `err`; `what` names the operation and address.
   OSError(int err, const std::string& what) : Error(what), errno_(err) {}
   /// The errno value of the failed call.
   int errno_value() const noexcept { return errno_; }
@@ -29,6 +30,7 @@ class OSError : public Error {
 /// Base of the connection errors (Python's ConnectionError).
 class ConnectionError : public OSError {
  public:
+  /// OSError's constructors.
   using OSError::OSError;
 };
 
@@ -93,6 +95,7 @@ class SocketAddress {
 
   /// The raw address for syscalls.
   const sockaddr* data() const noexcept { return reinterpret_cast<const sockaddr*>(&storage_); }
+  /// The address as a sockaddr, for system calls.
   sockaddr* data() noexcept { return reinterpret_cast<sockaddr*>(&storage_); }
   /// Length of the raw address.
   socklen_t size() const noexcept { return len_; }
@@ -101,6 +104,7 @@ class SocketAddress {
   /// Sets the length after a call filled data().
   void set_size(socklen_t len) noexcept { len_ = len; }
 
+  /// Whether both hold the same address.
   friend bool operator==(const SocketAddress& a, const SocketAddress& b) noexcept;
 
  private:

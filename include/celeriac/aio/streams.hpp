@@ -28,6 +28,7 @@ namespace celeriac::aio {
 /// partial() holds the bytes read, which are consumed from the stream.
 class IncompleteReadError : public Error {
  public:
+  /// EOF after `partial` of `expected` bytes (0: read_until), in `where`.
   IncompleteReadError(std::string partial, std::size_t expected, const std::string& where);
   /// The bytes that were read before EOF.
   const std::string& partial() const noexcept { return partial_; }
@@ -43,6 +44,7 @@ class IncompleteReadError : public Error {
 /// (asyncio.LimitOverrunError); the data stays in the buffer.
 class LimitOverrunError : public Error {
  public:
+  /// No separator within the limit; `consumed` bytes must be dropped to get past them.
   LimitOverrunError(const std::string& what, std::size_t consumed)
       : Error(what), consumed_(consumed) {}
   /// Bytes to consume to get past the data that did not match.
@@ -60,6 +62,7 @@ struct StreamOptions {
   /// drain() suspends while more than high_water bytes are unsent, until
   /// they fall to low_water (asyncio's defaults: 64 KiB and 16 KiB).
   std::size_t high_water = 64 * 1024;
+  /// drain() resumes once unsent bytes fall to this.
   std::size_t low_water = 16 * 1024;
 };
 
@@ -138,6 +141,7 @@ Task<void> tls_handshake(std::shared_ptr<StreamState> st, TlsContext ctx,
 class StreamReader {
  public:
   StreamReader() = default;
+  /// The reading half of stream `st` (internal: made by open_connection and servers).
   explicit StreamReader(std::shared_ptr<detail::StreamState> st) noexcept : st_(std::move(st)) {}
 
   /// Up to n bytes (at least 1 unless at EOF, then ""). n == 0 returns "".
@@ -160,6 +164,7 @@ class StreamReader {
   std::size_t buffered() const { return st().rbuf.size(); }
   /// The stream's limit for read_until.
   std::size_t limit() const { return st().opts.limit; }
+  /// Whether it holds a stream.
   bool valid() const noexcept { return static_cast<bool>(st_); }
 
  private:
@@ -171,6 +176,7 @@ class StreamReader {
 class StreamWriter {
  public:
   StreamWriter() = default;
+  /// The writing half of stream `st` (internal: made by open_connection and servers).
   explicit StreamWriter(std::shared_ptr<detail::StreamState> st) noexcept : st_(std::move(st)) {}
 
   /// Queues bytes: sent at once if possible, the rest in the background.
@@ -192,6 +198,7 @@ class StreamWriter {
   void close();
   /// Closes now, dropping unsent bytes.
   void abort();
+  /// Whether close() or abort() was called.
   bool is_closing() const { return st().closing; }
   /// Waits until the fd is closed (pending bytes sent or failed).
   Task<void> wait_closed();
@@ -205,6 +212,7 @@ class StreamWriter {
   const SocketAddress& sockname() const { return st().local; }
   /// The fd (get_extra_info("socket")); owned by the stream.
   int fd() const { return st().fd; }
+  /// Whether it holds a stream.
   bool valid() const noexcept { return static_cast<bool>(st_); }
 
   /// Upgrades the connection to TLS (asyncio's StreamWriter.start_tls), e.g.
@@ -226,7 +234,9 @@ class StreamWriter {
 
 /// A connected pair, as asyncio's open_connection returns.
 struct Stream {
+  /// The reading half.
   StreamReader reader;
+  /// The writing half.
   StreamWriter writer;
   /// writer.start_tls(tls, server_hostname).
   Task<void> start_tls(TlsContext tls, std::string server_hostname = {}) {

@@ -30,8 +30,11 @@ struct SubprocessOptions {
   /// throws (e.g. `co_await create_subprocess_exec("missing")` with the
   /// default options). See docs/aio-internals.md, "g++ 12 caveats".
   SubprocessOptions() noexcept {}
+  /// The child's stdin: inherit, pipe or devnull.
   Stdio stdin_ = Stdio::inherit;
+  /// The child's stdout: inherit, pipe or devnull.
   Stdio stdout_ = Stdio::inherit;
+  /// The child's stderr: inherit, pipe, devnull or stdout.
   Stdio stderr_ = Stdio::inherit;
   std::optional<std::vector<std::string>> env;  ///< "KEY=VALUE"; nullopt: ours
   std::string cwd;                              ///< empty: ours
@@ -54,6 +57,7 @@ struct ProcessState;
 class Process {
  public:
   Process() = default;
+  /// A handle on a child's state (internal: made by create_subprocess_exec).
   explicit Process(std::shared_ptr<detail::ProcessState> st) noexcept : st_(std::move(st)) {}
 
   /// The process id.
@@ -75,7 +79,9 @@ class Process {
 
   /// The pipe streams (valid() is false where no pipe was asked for).
   StreamWriter& stdin_();
+  /// The child's stdout (with stdout_ = pipe).
   StreamReader& stdout_();
+  /// The child's stderr (with stderr_ = pipe).
   StreamReader& stderr_();
 
  private:

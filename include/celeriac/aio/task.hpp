@@ -86,13 +86,19 @@ void warn_unawaited(std::coroutine_handle<> h) noexcept;
 template <class T>
 class [[nodiscard]] Task {
  public:
+  /// The coroutine's promise type.
   using promise_type = detail::Promise<T>;
+  /// The type co_await gives.
   using value_type = T;
+  /// The coroutine handle.
   using Handle = std::coroutine_handle<promise_type>;
 
   Task() noexcept = default;
+  /// Takes ownership of coroutine `h`.
   explicit Task(Handle h) noexcept : h_(h) {}
+  /// Takes over `o`'s coroutine.
   Task(Task&& o) noexcept : h_(std::exchange(o.h_, {})) {}
+  /// Destroys this coroutine (if any), then takes over `o`'s.
   Task& operator=(Task&& o) noexcept {
     if (this != &o) {
       reset();
@@ -102,6 +108,7 @@ class [[nodiscard]] Task {
   }
   ~Task() { reset(); }
 
+  /// Whether it holds a coroutine.
   bool valid() const noexcept { return static_cast<bool>(h_); }
   /// Gives up ownership of the coroutine frame.
   Handle release() noexcept { return std::exchange(h_, {}); }
@@ -190,15 +197,19 @@ class JoinAwaiter : private Suspension, private DoneListener {
 template <class T = void>
 class TaskHandle {
  public:
+  /// The task's result type.
   using value_type = T;
 
   TaskHandle() noexcept = default;
   /// Adopts a reference to `core`.
   explicit TaskHandle(detail::TaskCore* core) noexcept : core_(core) {}
+  /// Another handle on the same task.
   TaskHandle(const TaskHandle& o) noexcept : core_(o.core_) {
     if (core_) core_->add_ref();
   }
+  /// Takes over `o`'s task.
   TaskHandle(TaskHandle&& o) noexcept : core_(std::exchange(o.core_, nullptr)) {}
+  /// Handles `o`'s task instead of this one's.
   TaskHandle& operator=(TaskHandle o) noexcept {
     std::swap(core_, o.core_);
     return *this;
@@ -207,9 +218,11 @@ class TaskHandle {
     if (core_) core_->release();
   }
 
+  /// Whether it refers to a task.
   bool valid() const noexcept { return core_ != nullptr; }
   /// Finished: with a value, an error, or cancelled.
   bool done() const { return checked().done(); }
+  /// Whether the task finished by being cancelled.
   bool cancelled() const { return checked().outcome() == detail::TaskCore::kCancelled; }
   /// Requests cancellation: the task's next (or current) suspension point
   /// throws CancelledError. False when the task is already done.
@@ -218,6 +231,7 @@ class TaskHandle {
   std::uint32_t cancelling() const { return checked().cancelling(); }
   /// asyncio.Task.uncancel().
   std::uint32_t uncancel() { return checked().uncancel(); }
+  /// The task's name (asyncio's get_name()).
   std::string name() const { return checked().name(); }
 
   /// The result; InvalidStateError if not done, CancelledError if
@@ -284,10 +298,12 @@ class TaskHandle {
     checked().add_listener(cb);
   }
 
+  /// Waits for the task and gives its result (rethrows its exception).
   auto operator co_await() const noexcept { return detail::JoinAwaiter<T>(core_); }
 
   /// The underlying bookkeeping (for combinators).
   detail::TaskCore* core() const noexcept { return core_; }
+  /// Whether both refer to the same task.
   friend bool operator==(const TaskHandle& a, const TaskHandle& b) noexcept {
     return a.core_ == b.core_;
   }

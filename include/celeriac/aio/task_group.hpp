@@ -68,6 +68,7 @@ class TaskGroup {
     c->core->add_listener(&c->listener);
     return h;
   }
+  /// Same as spawn() (asyncio's name).
   template <class A>
   auto create_task(A aw, std::string name = {}) {
     return spawn(std::move(aw), std::move(name));

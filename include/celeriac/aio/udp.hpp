@@ -45,6 +45,7 @@ struct DatagramState;
 class DatagramEndpoint {
  public:
   DatagramEndpoint() = default;
+  /// A handle on an endpoint's state (internal: made by create_datagram_endpoint).
   explicit DatagramEndpoint(std::shared_ptr<detail::DatagramState> st) noexcept
       : st_(std::move(st)) {}
 
@@ -66,7 +67,9 @@ class DatagramEndpoint {
   int fd() const;
   /// Closes the socket; tasks waiting on it get OSError(EBADF). Idempotent.
   void close();
+  /// Whether close() was called.
   bool is_closed() const;
+  /// Whether it holds an endpoint.
   bool valid() const noexcept { return static_cast<bool>(st_); }
 
  private:

@@ -22,7 +22,9 @@ using celeriac::ReturnWhen;
 /// The two sets asyncio.wait returns, each in the order the tasks were given.
 template <class T>
 struct DoneAndPending {
+  /// The tasks that were done.
   std::vector<TaskHandle<T>> done;
+  /// The others.
   std::vector<TaskHandle<T>> pending;
 };
 
@@ -54,6 +56,7 @@ Task<DoneAndPending<T>> wait(std::vector<TaskHandle<T>> tasks, ReturnWhen when =
 template <class T>
 class AsCompleted {
  public:
+  /// Yields `tasks` as they finish; TimeoutError after `timeout` (nullopt: none).
   explicit AsCompleted(std::vector<TaskHandle<T>> tasks,
                        std::optional<Duration> timeout = std::nullopt)
       : nodes_(tasks.size()) {

@@ -24,12 +24,17 @@ namespace celeriac::exec {
 template <class R>
 class MapResults {
  public:
+  /// One task's results: a chunk of consecutive items.
   using Chunk = std::vector<R>;
+  /// The clock of the deadline.
   using Clock = std::chrono::steady_clock;
 
+  /// The results of `chunks`, with an optional deadline for all of them.
   MapResults(std::vector<Future<Chunk>> chunks, std::optional<Clock::time_point> deadline)
       : chunks_(std::move(chunks)), deadline_(deadline) {}
+  /// Takes over the pending results.
   MapResults(MapResults&&) noexcept = default;
+  /// Takes over the pending results (cancelling this one's).
   MapResults& operator=(MapResults&&) noexcept = default;
   MapResults(const MapResults&) = delete;
   MapResults& operator=(const MapResults&) = delete;
@@ -59,20 +64,30 @@ class MapResults {
     return std::move((*current_)[pos_++]);
   }
 
+  /// Input iterator over the results, in input order (blocks for each).
   class iterator {
    public:
+    /// Input iterator.
     using iterator_category = std::input_iterator_tag;
+    /// Distance type.
     using difference_type = std::ptrdiff_t;
+    /// A result.
     using value_type = R;
     iterator() = default;
+    /// Iterator at the first result of `m` (null: the end).
     explicit iterator(MapResults* m) : m_(m) { advance(); }
+    /// The current result (rethrows its call's exception).
     R& operator*() const { return *value_; }
+    /// Pointer access to the current result.
     R* operator->() const { return &*value_; }
+    /// Moves to the next result (blocks for it; TimeoutError past the deadline).
     iterator& operator++() {
       advance();
       return *this;
     }
+    /// Post-increment (as ++it).
     void operator++(int) { advance(); }
+    /// True after the last result.
     friend bool operator==(const iterator& it, std::default_sentinel_t) { return !it.value_; }
 
    private:
@@ -83,6 +98,7 @@ class MapResults {
 
   /// Blocks for the first result.
   iterator begin() { return iterator(this); }
+  /// The end sentinel.
   std::default_sentinel_t end() const noexcept { return {}; }
 
   /// Collects every remaining result.

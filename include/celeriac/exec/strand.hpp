@@ -31,6 +31,7 @@ inline thread_local const void* tl_current_strand = nullptr;
 template <Executor E>
 class Strand {
  public:
+  /// A strand running its callables on `executor` (which must outlive it).
   explicit Strand(E& executor) : impl_(std::make_shared<Impl>(executor)) {}
 
   /// Queues `fn()`; it runs after every callable posted before it. An

@@ -33,6 +33,7 @@ struct GroupTask;
 /// runs other tasks meanwhile; waiting elsewhere sleeps.
 class TaskGroup {
  public:
+  /// A group whose children run on `pool`.
   explicit TaskGroup(ThreadPool& pool) noexcept : pool_(pool) {}
   /// Cancels the children not started yet and waits for the others;
   /// an exception they threw is dropped (call wait() to see it).
@@ -70,11 +71,13 @@ class TaskGroup {
 
   /// Children that have not started yet will be skipped.
   void cancel() noexcept { cancelled_.store(true, std::memory_order_relaxed); }
+  /// Whether cancel() was called.
   bool is_cancelled() const noexcept { return cancelled_.load(std::memory_order_relaxed); }
   /// Children not finished yet.
   std::uint32_t pending() const noexcept {
     return pending_.load(std::memory_order_acquire) & kCountMask;
   }
+  /// The pool the children run on.
   ThreadPool& pool() const noexcept { return pool_; }
 
  private:

@@ -52,6 +52,7 @@ void fulfil(SharedState<T>& state, F&& fn, Args&&... args) noexcept {
 template <class T>
 class Future {
  public:
+  /// The type of the value the future delivers.
   using value_type = T;
 
   Future() = default;
@@ -64,6 +65,7 @@ class Future {
   bool done() const { return checked().done(); }
   /// An executor is running the call and it cannot be cancelled any more.
   bool running() const { return checked().status() == futures::detail::kRunning; }
+  /// Whether the future was cancelled.
   bool cancelled() const { return checked().status() == futures::detail::kCancelled; }
   /// Cancels the call if it has not started; returns whether the future is
   /// now cancelled. Done-callbacks run at once.
@@ -79,6 +81,7 @@ class Future {
     return wait_until(std::chrono::steady_clock::now() +
                       std::chrono::ceil<std::chrono::steady_clock::duration>(timeout));
   }
+  /// As wait_for(), with an absolute deadline on any clock.
   template <class Clock, class Duration>
   bool wait_until(std::chrono::time_point<Clock, Duration> deadline) const {
     return checked().wait_until(&deadline);
@@ -101,6 +104,7 @@ class Future {
     if (!wait_for(timeout)) throw TimeoutError("future not done within the timeout");
     return value_ref();
   }
+  /// As result(timeout), moving the value out of a temporary future.
   template <class Rep, class Period>
   T result(std::chrono::duration<Rep, Period> timeout) && {
     if (!wait_for(timeout)) throw TimeoutError("future not done within the timeout");
@@ -113,6 +117,7 @@ class Future {
     wait();
     return error_or_throw();
   }
+  /// As exception(), waiting at most `timeout` (TimeoutError after it).
   template <class Rep, class Period>
   std::exception_ptr exception(std::chrono::duration<Rep, Period> timeout) const {
     if (!wait_for(timeout)) throw TimeoutError("future not done within the timeout");
@@ -154,6 +159,7 @@ class Future {
   /// The shared state, for executors and bridges in other layers.
   const futures::detail::StatePtr<T>& state() const noexcept { return state_; }
 
+  /// Whether both futures share one state (are copies of each other).
   friend bool operator==(const Future& a, const Future& b) noexcept { return a.state_ == b.state_; }
 
  private:

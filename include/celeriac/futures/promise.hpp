@@ -16,7 +16,10 @@ template <class T>
 class Promise {
  public:
   Promise() : state_(futures::detail::make_state<T>()) {}
+  /// Takes over `other`'s state; `other` is left empty.
   Promise(Promise&&) noexcept = default;
+  /// Abandons this promise's state (its future gets BrokenPromise if unset), then takes over
+  /// `other`'s.
   Promise& operator=(Promise&& other) noexcept {
     if (this != &other) {
       abandon();
@@ -43,6 +46,7 @@ class Promise {
     if (!try_set_value(std::forward<Args>(args)...))
       throw InvalidStateError("promise already satisfied or its future cancelled");
   }
+  /// As set_value(), but returns false instead of throwing when already done.
   template <class... Args>
   bool try_set_value(Args&&... args) {
     return checked_state()->try_set_value(std::forward<Args>(args)...);
@@ -53,6 +57,7 @@ class Promise {
     if (!try_set_exception(std::move(e)))
       throw InvalidStateError("promise already satisfied or its future cancelled");
   }
+  /// As set_exception(), but returns false instead of throwing when already done.
   bool try_set_exception(std::exception_ptr e) {
     return checked_state()->try_set_exception(std::move(e));
   }

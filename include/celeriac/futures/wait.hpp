@@ -29,7 +29,9 @@ inline constexpr ReturnWhen ALL_COMPLETED = ReturnWhen::ALL_COMPLETED;
 /// The two sets wait() returns, each in input order.
 template <class T>
 struct DoneAndNotDone {
+  /// The futures that were done when wait() returned.
   std::vector<Future<T>> done;
+  /// The others.
   std::vector<Future<T>> not_done;
 };
 
@@ -138,18 +140,26 @@ DoneAndNotDone<T> wait(const std::vector<Future<T>>& futures, ReturnWhen return_
 template <class T>
 class AsCompleted {
  public:
+  /// Input iterator over the futures, yielding each as it completes.
   class iterator {
    public:
+    /// The future yielded.
     using value_type = Future<T>;
+    /// Distance type (required by std::input_iterator).
     using difference_type = std::ptrdiff_t;
     iterator() = default;
+    /// The future that completed last (blocks until one does).
     const Future<T>& operator*() const { return current_; }
+    /// Pointer access to the current future.
     const Future<T>* operator->() const { return &current_; }
+    /// Moves to the next completed future (blocks; TimeoutError past the deadline).
     iterator& operator++() {
       advance();
       return *this;
     }
+    /// Post-increment (as ++it).
     void operator++(int) { advance(); }
+    /// True when every future has been yielded.
     friend bool operator==(const iterator& it, std::default_sentinel_t) {
       return it.owner_ == nullptr;
     }
@@ -174,6 +184,7 @@ class AsCompleted {
     Future<T> current_;
   };
 
+  /// Yields `futures` as they complete, throwing TimeoutError after `deadline` (nullopt: none).
   AsCompleted(const std::vector<Future<T>>& futures,
               std::optional<std::chrono::steady_clock::time_point> deadline)
       : sink_(std::make_shared<futures::detail::Completions<T>>()),
@@ -184,6 +195,7 @@ class AsCompleted {
   }
   /// Starts iterating; only one pass is possible.
   iterator begin() { return iterator(this); }
+  /// The end sentinel.
   std::default_sentinel_t end() const { return {}; }
 
  private:

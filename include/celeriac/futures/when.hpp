@@ -66,7 +66,9 @@ Future<std::tuple<Future<Ts>...>> when_all(Future<Ts>... futures) {
 /// What when_any delivers: which future finished first, and all of them.
 template <class T>
 struct WhenAnyResult {
+  /// Index in the input of the future that finished first.
   std::size_t index;
+  /// All the input futures (the first one is done).
   std::vector<Future<T>> futures;
 };
 

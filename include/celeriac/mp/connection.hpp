@@ -20,23 +20,28 @@ namespace celeriac::mp {
 /// as its descriptor.
 class Connection {
  public:
+  /// Timeouts of send and receive.
   using Duration = std::chrono::steady_clock::duration;
 
   /// A closed connection.
   Connection() = default;
   /// Adopts a connected AF_UNIX stream socket.
   explicit Connection(int fd, bool readable = true, bool writable = true);
+  /// Takes over `other`'s end of the channel.
   Connection(Connection&&) noexcept = default;
+  /// Closes this end, then takes over `other`'s.
   Connection& operator=(Connection&&) noexcept = default;
 
   /// Sends one message. ConnectionClosed when the peer is gone or this end
   /// is closed; TimeoutError when it could not be written in time (the
   /// peer does not read and the socket buffer is full).
   void send_bytes(std::string_view bytes);
+  /// As send_bytes(), waiting at most `timeout` for room (TimeoutError).
   void send_bytes(std::string_view bytes, Duration timeout);
   /// Receives one message. ConnectionClosed at end of stream (the peer
   /// closed and everything sent was read); TimeoutError when none arrives.
   std::string recv_bytes();
+  /// As recv_bytes(), waiting at most `timeout` (TimeoutError).
   std::string recv_bytes(Duration timeout);
 
   /// Sends / receives a serialized value (may hold SharedArray, Connection...).
@@ -55,6 +60,8 @@ class Connection {
     }
     send_frame(std::string_view(buf.data(), buf.size()), fds, timeout);
   }
+  /// Receives one value of type T (SerializationError if it is not one); waits at most `timeout` if
+  /// given.
   template <Serializable T>
   T recv(std::optional<Duration> timeout = std::nullopt) {
     detail::Frame f = recv_frame(timeout);
@@ -64,10 +71,15 @@ class Connection {
 
   /// Whether a message can be received without blocking (waits up to timeout).
   bool poll(Duration timeout = Duration::zero());
+  /// Closes this end (the peer then sees ConnectionClosed). Idempotent.
   void close() noexcept;
+  /// Whether this end is closed.
   bool closed() const noexcept { return !ch_ || !ch_->is_open(); }
+  /// Whether this end may receive.
   bool readable() const noexcept { return readable_; }
+  /// Whether this end may send.
   bool writable() const noexcept { return writable_; }
+  /// The socket's file descriptor (-1 when closed).
   int fileno() const noexcept { return ch_ ? ch_->fd() : -1; }
 
  private:

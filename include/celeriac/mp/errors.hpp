@@ -13,6 +13,7 @@ namespace celeriac::mp {
 /// worker and keeps serving.
 class WorkerDiedError : public Error {
  public:
+  /// A worker `pid` died: killed by `signal` (0 if none) or exited with `exit_code`.
   WorkerDiedError(const std::string& what, pid_t pid, int signal, int exit_code)
       : Error(what), pid_(pid), signal_(signal), exit_code_(exit_code) {}
   /// Pid of the dead worker.
@@ -32,6 +33,7 @@ class WorkerDiedError : public Error {
 /// counterpart in the parent. type_name() is the demangled C++ type name.
 class RemoteError : public Error {
  public:
+  /// An exception of C++ type `type` thrown in a child, with its message.
   RemoteError(std::string type, std::string message)
       : Error(type + ": " + message), type_(std::move(type)), message_(std::move(message)) {}
   /// Demangled type name of the exception thrown in the child.
@@ -61,12 +63,14 @@ class ConnectionClosed : public Error {
 /// Queue::get found no item in time (Python's queue.Empty).
 class QueueEmpty : public TimeoutError {
  public:
+  /// TimeoutError's constructors.
   using TimeoutError::TimeoutError;
 };
 
 /// Queue::put found no room in time (Python's queue.Full).
 class QueueFull : public TimeoutError {
  public:
+  /// TimeoutError's constructors.
   using TimeoutError::TimeoutError;
 };
 
@@ -79,7 +83,9 @@ class QueueClosed : public InvalidStateError {
 /// A system call failed; what() names the call and errno text.
 class SystemError : public Error {
  public:
+  /// A system call failed with errno `err`.
   SystemError(const std::string& what, int err) : Error(what), errno_(err) {}
+  /// The errno of the failed call.
   int error_code() const noexcept { return errno_; }
 
  private:

@@ -23,9 +23,13 @@ namespace celeriac::mp {
 /// (as std::jthread); kill() it first if it must not be waited for.
 class Process {
  public:
+  /// A process that will run fn(args...) once started (function pointer or captureless lambda;
+  /// serializable arguments).
   template <class F, class... Args>
   explicit Process(F fn, const Args&... args) : Process(checked_call<F, Args...>(fn, args...)) {}
+  /// Takes over `other`'s process.
   Process(Process&&) noexcept;
+  /// Takes over `other`'s process (this one must not be running).
   Process& operator=(Process&&) noexcept;
   ~Process();
 
@@ -33,6 +37,7 @@ class Process {
   /// a socket; it is duplicated, the caller keeps and closes its own).
   /// InvalidStateError once started.
   void redirect_stdout(int fd);
+  /// Sends the child's stderr to `fd` (before start()).
   void redirect_stderr(int fd);
 
   /// Starts the child. InvalidStateError when already started.
@@ -40,6 +45,7 @@ class Process {
   /// Waits for the child to end; returns whether it has (false: timeout).
   /// InvalidStateError when not started.
   bool join();
+  /// Waits at most `timeout`; true if the process ended (check exitcode()).
   bool join(std::chrono::steady_clock::duration timeout);
   /// Whether it was started and has not ended yet.
   bool is_alive() const;
@@ -50,6 +56,7 @@ class Process {
   std::optional<int> exitcode() const;
   /// Sends SIGTERM / SIGKILL (no-op once ended).
   void terminate();
+  /// Sends SIGKILL.
   void kill();
   /// Sends any signal (no-op once ended).
   void send_signal(int sig);

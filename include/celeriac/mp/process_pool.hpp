@@ -32,19 +32,23 @@ namespace celeriac::mp {
 class Call {
  public:
   Call() = default;
+  /// Packs fn(args...) (function pointer or captureless lambda; serializable arguments).
   template <class F, class... Args>
   explicit Call(F fn, const Args&... args) {
     static_assert(detail::check_task<F, std::decay_t<Args>...>());
     call_ = std::make_shared<detail::TaskCall>(
         detail::make_call(&detail::invoke_task<F, std::decay_t<Args>...>, fn, args...));
   }
+  /// Whether a call is held.
   explicit operator bool() const noexcept { return static_cast<bool>(call_); }
+  /// The packed call.
   const detail::TaskCall& get() const { return *call_; }
 
  private:
   std::shared_ptr<detail::TaskCall> call_;
 };
 
+/// Settings of a ProcessPool (Python's ProcessPoolExecutor arguments).
 struct ProcessPoolOptions {
   /// Number of worker processes; 0 means std::thread::hardware_concurrency().
   std::size_t max_workers = 0;
@@ -136,25 +140,36 @@ class PoolTaskT final : public PoolTask {
 template <class R>
 class MapResult {
  public:
+  /// The results of `chunks`, with an optional deadline for all of them.
   MapResult(std::vector<Future<std::vector<R>>> chunks,
             std::optional<std::chrono::steady_clock::time_point> deadline)
       : chunks_(std::move(chunks)), deadline_(deadline) {}
 
+  /// Input iterator over the results, in input order (blocks for each).
   class iterator {
    public:
+    /// A result.
     using value_type = R;
+    /// Distance type.
     using difference_type = std::ptrdiff_t;
+    /// Input iterator.
     using iterator_category = std::input_iterator_tag;
     iterator() = default;
+    /// Iterator at the first result of `m` (null: the end).
     explicit iterator(MapResult* m) : m_(m) { settle(); }
+    /// The current result (rethrows its task's exception).
     R& operator*() const { return current_[pos_]; }
+    /// Pointer access to the current result.
     R* operator->() const { return &current_[pos_]; }
+    /// Moves to the next result (blocks for it; TimeoutError past the deadline).
     iterator& operator++() {
       ++pos_;
       settle();
       return *this;
     }
+    /// Post-increment (as ++it).
     void operator++(int) { ++*this; }
+    /// True after the last result.
     friend bool operator==(const iterator& it, std::default_sentinel_t) { return it.m_ == nullptr; }
 
    private:
@@ -183,6 +198,7 @@ class MapResult {
 
   /// Iterate once (an input range).
   iterator begin() { return iterator(this); }
+  /// The end sentinel.
   std::default_sentinel_t end() const { return {}; }
   /// All results at once, in order.
   std::vector<R> to_vector() {
@@ -209,6 +225,7 @@ class ProcessPool {
  public:
   /// max_workers 0: one per CPU.
   explicit ProcessPool(std::size_t max_workers = 0);
+  /// A pool with these settings.
   explicit ProcessPool(ProcessPoolOptions options);
   ProcessPool(const ProcessPool&) = delete;
   ProcessPool& operator=(const ProcessPool&) = delete;
@@ -225,6 +242,7 @@ class ProcessPool {
   auto submit(F fn, const Args&... args) {
     return submit_with(TaskOptions{}, fn, args...);
   }
+  /// As submit(), with per-task settings (a time limit).
   template <class F, class... Args>
   auto submit_with(const TaskOptions& options, F fn, const Args&... args) {
     static_assert(detail::check_task<F, std::decay_t<Args>...>());

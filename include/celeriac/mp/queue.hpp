@@ -55,6 +55,7 @@ class QueueCore {
 template <Serializable T>
 class Queue {
  public:
+  /// Timeouts of put and get.
   using Duration = std::chrono::steady_clock::duration;
   /// A queue of at most `maxsize` items (0: limited by bytes only) in a
   /// block of `capacity_bytes` (default 1 MiB).
@@ -66,6 +67,7 @@ class Queue {
   /// Blocks while full. QueueFull after `timeout`; QueueClosed when closed;
   /// std::invalid_argument when the item alone exceeds the capacity.
   void put(const T& item) { put_impl(item, std::nullopt); }
+  /// As put(), waiting at most `timeout` for room (QueueFull).
   void put(const T& item, Duration timeout) { put_impl(item, timeout); }
   /// Never blocks: false when full.
   bool try_put(const T& item) { return core_.put(encode(item), Duration::zero()); }
@@ -73,6 +75,7 @@ class Queue {
   /// Blocks while empty. QueueEmpty after `timeout`; QueueClosed when closed
   /// and drained.
   T get() { return get_impl(std::nullopt); }
+  /// As get(), waiting at most `timeout` (QueueEmpty).
   T get(Duration timeout) { return get_impl(timeout); }
   /// Never blocks: nullopt when empty.
   std::optional<T> try_get() {
@@ -81,12 +84,17 @@ class Queue {
     return unpack<T>(bytes);
   }
 
+  /// Closes the queue: puts fail with QueueClosed; gets drain what is left, then fail.
   void close() { core_.close(); }
+  /// Whether close() was called (by any process).
   bool closed() const { return core_.closed(); }
   /// Items in the queue now (a snapshot).
   std::size_t size() const { return core_.size(); }
+  /// Whether no item is queued now.
   bool empty() const { return size() == 0; }
+  /// The most items it holds (0: no limit).
   std::size_t maxsize() const { return core_.maxsize(); }
+  /// The shared ring the queue lives in.
   const detail::QueueCore& core() const noexcept { return core_; }
 
  private:

@@ -33,8 +33,11 @@ class SharedMemory {
   /// Opens an existing named block; SystemError if there is none.
   static SharedMemory open(const std::string& name);
 
+  /// Whether a mapping is held.
   bool valid() const noexcept { return static_cast<bool>(map_); }
+  /// The first byte of the mapping.
   std::byte* data() const noexcept;
+  /// The mapping's size in bytes.
   std::size_t size() const noexcept;
   /// The name ("/celeriac-demo"), empty for anonymous blocks.
   const std::string& name() const noexcept;
@@ -62,6 +65,7 @@ class SharedArray {
                 "as they are between processes)");
 
  public:
+  /// The element type.
   using value_type = T;
   SharedArray() = default;
   /// `n` zero-initialized elements in a new anonymous block.
@@ -74,13 +78,21 @@ class SharedArray {
                                   std::to_string(n) + " elements");
   }
 
+  /// The first element.
   T* data() const noexcept { return reinterpret_cast<T*>(mem_.data()); }
+  /// Number of elements.
   std::size_t size() const noexcept { return n_; }
+  /// Whether it holds no element.
   bool empty() const noexcept { return n_ == 0; }
+  /// Element `i` (unchecked).
   T& operator[](std::size_t i) const noexcept { return data()[i]; }
+  /// The first element, for range-for.
   T* begin() const noexcept { return data(); }
+  /// Past the last element.
   T* end() const noexcept { return data() + n_; }
+  /// The elements as a span.
   std::span<T> span() const noexcept { return {data(), n_}; }
+  /// The shared memory holding the elements.
   const SharedMemory& memory() const noexcept { return mem_; }
 
  private:

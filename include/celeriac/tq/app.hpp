@@ -22,6 +22,7 @@ class App;
 struct AppConfig {
   std::string broker_url;   ///< "" = sqlite:///celeriac.db
   std::string backend_url;  ///< "" = same as broker_url when it is sqlite/memory/redis
+  /// Queue of calls without one ("celery", Celery's task_default_queue).
   std::string default_queue{kDefaultQueue};
   bool result_extended = false;  ///< store name/args/kwargs/worker/retries/queue
 };
@@ -30,8 +31,10 @@ struct AppConfig {
 template <class R, class... A>
 class TaskHandle {
  public:
+  /// What get() returns: R, or void.
   using result_type = std::conditional_t<std::is_void_v<R>, void, R>;
 
+  /// A handle on task `def` of `app`.
   TaskHandle(App& app, const TaskDef& def) : app_(&app), def_(&def) {}
   /// The task name.
   const std::string& name() const noexcept { return def_->name; }
@@ -72,6 +75,7 @@ class App {
  public:
   /// App on the default embedded broker/backend (sqlite:///celeriac.db).
   App();
+  /// App with these settings.
   explicit App(AppConfig config);
   /// App on `broker_url`, with `backend_url` ("" = same as the broker).
   App(std::string broker_url, std::string backend_url);
@@ -136,6 +140,7 @@ class App {
   Broker& broker();
   /// The result backend (created on first use).
   ResultBackend& backend();
+  /// The settings.
   const AppConfig& config() const noexcept { return config_; }
   /// Replace the URLs before first use (the CLI's --broker/--backend).
   void set_urls(const std::string& broker_url, const std::string& backend_url);
@@ -144,7 +149,7 @@ class App {
   /// Returns the process exit code. See docs/tq.md.
   int main(int argc, char** argv, const MainOptions& options = {});
 
-  // internal: the result watcher behind AsyncResult
+  /// internal: the result watcher behind AsyncResult
   detail::ResultWatcher& watcher();
 
  private:
@@ -159,12 +164,14 @@ class App {
 
 // ---- TaskHandle ----
 
+/// Sends the task with positional args (Celery's delay()).
 template <class R, class... A>
 template <class... Args>
 AsyncResult<typename TaskHandle<R, A...>::result_type> TaskHandle<R, A...>::delay(Args&&... args) const {
   return apply_async_with(CallOptions{}, std::forward<Args>(args)...);
 }
 
+/// Sends with options and typed positional args.
 template <class R, class... A>
 template <class... Args>
 AsyncResult<typename TaskHandle<R, A...>::result_type> TaskHandle<R, A...>::apply_async_with(

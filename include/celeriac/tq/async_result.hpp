@@ -63,7 +63,9 @@ class AsyncResult : public Future<T> {
   }
   /// The task finished (SUCCESS, FAILURE or REVOKED).
   bool ready() const { return is_ready(state()); }
+  /// The task succeeded.
   bool successful() const { return state() == State::Success; }
+  /// The task failed.
   bool failed() const { return state() == State::Failure; }
   /// The stored traceback (FAILURE/RETRY), if any.
   std::optional<std::string> traceback() const {

@@ -18,6 +18,8 @@ struct TaskDef;
 /// retries + 1, eta = now + countdown) and stores RETRY. Not an error.
 class Retry : public Error {
  public:
+  /// A retry in `countdown` seconds (nullopt: the task's default), with `max_retries` overriding
+  /// the task's and `exc` the cause.
   Retry(std::optional<double> countdown, std::optional<int> max_retries, std::exception_ptr exc, std::string what)
       : Error(std::move(what)), countdown_(countdown), max_retries_(max_retries), exc_(std::move(exc)) {}
   /// Seconds until the retry runs (nullopt = the task's default_retry_delay).
@@ -37,6 +39,7 @@ class Retry : public Error {
 /// Valid only during the task call.
 class Context {
  public:
+  /// The request of message `msg` for task `def`, run by worker `hostname`.
   Context(App& app, const TaskDef& def, const TaskMessage& msg, std::string hostname)
       : app_(&app), def_(&def), msg_(&msg), hostname_(std::move(hostname)) {}
 
@@ -52,7 +55,9 @@ class Context {
   const std::optional<TimePoint>& expires() const noexcept { return msg_->expires; }
   /// Root and parent ids of the workflow.
   const std::string& root_id() const noexcept { return msg_->root_id; }
+  /// Parent task id, when called from a task.
   const std::optional<std::string>& parent_id() const noexcept { return msg_->parent_id; }
+  /// Group id, when part of a group.
   const std::optional<std::string>& group() const noexcept { return msg_->group; }
   /// Custom headers (apply_async headers and unknown protocol headers).
   const OrderedJson& headers() const noexcept { return msg_->extra_headers; }
@@ -60,6 +65,7 @@ class Context {
   const std::string& queue() const noexcept { return msg_->queue; }
   /// The raw positional and keyword arguments.
   const Json& args() const noexcept { return msg_->args; }
+  /// The raw keyword arguments.
   const Json& kwargs() const noexcept { return msg_->kwargs; }
   /// Worker node name ("celery@host").
   const std::string& hostname() const noexcept { return hostname_; }

@@ -25,6 +25,7 @@ class ConfigError : public Error {
 /// so a worker can still store a FAILURE for the id.
 class MessageError : public Error {
  public:
+  /// A malformed message; names the task id and name when they could be read.
   explicit MessageError(const std::string& what, std::optional<std::string> task_id = std::nullopt,
                         std::optional<std::string> task_name = std::nullopt)
       : Error(what), task_id_(std::move(task_id)), task_name_(std::move(task_name)) {}

@@ -30,7 +30,9 @@ bool is_ready(State s) noexcept;
 
 /// One stored result, exactly Celery's JSON meta.
 struct ResultMeta {
+  /// The task id.
   std::string task_id;
+  /// PENDING, STARTED, RETRY, SUCCESS, FAILURE or REVOKED.
   State status = State::Pending;
   Json result;                           ///< value, serialized exception, or null
   std::optional<std::string> traceback;  ///< null unless FAILURE/RETRY

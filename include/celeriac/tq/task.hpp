@@ -56,9 +56,13 @@ std::function<bool(const std::exception&)> autoretry_on() {
 /// Publisher retry policy (Celery's retry_policy for apply_async): how often
 /// to retry publishing when the broker fails.
 struct RetryPolicy {
+  /// Attempts before giving up.
   int max_retries = 3;
+  /// Seconds before the first retry.
   double interval_start = 0;
+  /// Seconds added for each further retry.
   double interval_step = 0.2;
+  /// Longest wait between retries (s).
   double interval_max = 0.2;
 };
 
@@ -74,7 +78,7 @@ struct CallOptions {
   std::optional<bool> ignore_result;     ///< default: the task's setting
   OrderedJson headers = OrderedJson::object();  ///< custom headers (Context::headers())
   bool retry = true;                     ///< retry publishing on BrokerError
-  RetryPolicy retry_policy;
+  RetryPolicy retry_policy;              ///< how publishing is retried on BrokerError
   std::optional<double> time_limit;       ///< headers.timelimit[0]
   std::optional<double> soft_time_limit;  ///< headers.timelimit[1]
   std::optional<std::string> parent_id;   ///< headers.parent_id
@@ -84,8 +88,10 @@ struct CallOptions {
 
 /// A registered task, type-erased: what the worker runs.
 struct TaskDef {
+  /// The registered name.
   std::string name;
   std::vector<std::string> params;  ///< parameter names, for kwargs
+  /// Retries, acks, queue and result settings.
   TaskOptions options;
   /// Converts args/kwargs, calls the function, converts the result. Throws
   /// TaskError("TypeError", ...) for bad arguments, or what the task throws.
@@ -163,6 +169,7 @@ std::decay_t<T> convert_arg(const std::string& task, const std::string& param, c
 std::vector<const Json*> bind_arguments(const std::string& task, const std::vector<std::string>& params,
                                         const Json& args, const Json& kwargs);
 
+/// @cond INTERNAL (Doxygen cannot follow this recursive specialization)
 template <class T>
 struct FnTraits : FnTraits<decltype(&T::operator())> {};
 template <class R, class... A>
@@ -176,6 +183,7 @@ template <class C, class R, class... A>
 struct FnTraits<R (C::*)(A...) const> : FnTraits<R (*)(A...)> {};
 template <class C, class R, class... A>
 struct FnTraits<R (C::*)(A...)> : FnTraits<R (*)(A...)> {};
+/// @endcond
 
 template <class Tuple>
 struct TakesContext : std::false_type {};
