@@ -3,15 +3,19 @@
 #pragma once
 
 #include <chrono>
+#include <cstdint>
+#include <memory>
 #include <string>
 #include <vector>
 
 namespace celeriac::tq {
 
 /// A time zone of the tz database, or UTC. Cheap to copy. g++ 12's
-/// libstdc++ has no std::chrono::zoned_time, so conversions go through the C
-/// library (TZ + localtime_r/mktime under a process-wide lock); UTC is pure
-/// arithmetic.
+/// libstdc++ has no std::chrono::zoned_time, so locate() reads the zone's
+/// offset transitions for 1970-2100 once through the C library (TZ +
+/// localtime_r under a lock) and caches them per zone; conversions are then
+/// table lookups (thread-safe, no global state). After 2100 the last offset
+/// stays in force.
 class TimeZone {
  public:
   /// UTC.
@@ -25,7 +29,7 @@ class TimeZone {
   /// The zone's name ("UTC" for UTC).
   const std::string& name() const noexcept { return name_; }
   /// True for UTC (no conversion needed).
-  bool is_utc() const noexcept { return utc_; }
+  bool is_utc() const noexcept { return !table_; }
 
   /// Local wall-clock time of the instant `t`.
   std::chrono::local_seconds to_local(std::chrono::sys_seconds t) const;
@@ -37,7 +41,12 @@ class TimeZone {
 
  private:
   std::string name_ = "UTC";
-  bool utc_ = true;
+
+ public:
+  struct Table;  // the zone's offset transitions (src/tq/beat/time_zone.cpp)
+
+ private:
+  std::shared_ptr<const Table> table_;  // null = UTC
 };
 
 }  // namespace celeriac::tq

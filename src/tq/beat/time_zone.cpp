@@ -1,30 +1,41 @@
-// TimeZone through the C library: TZ is process-global, so every conversion
-// sets it under one lock and puts the previous value back.
+// TimeZone: the zone's UTC-offset transitions (1970-2100) are read once per
+// zone from the C library (TZ + localtime_r, under a lock, restoring TZ) and
+// cached; every conversion after that is a lookup in that table, with no
+// process-global state touched.
 #include "celeriac/tq/time_zone.hpp"
 
 #include <time.h>
 
+#include <algorithm>
 #include <cstdlib>
 #include <filesystem>
+#include <map>
 #include <mutex>
 #include <optional>
 
 #include "celeriac/tq/errors.hpp"
 
 namespace celeriac::tq {
-namespace {
 
-std::mutex& tz_mutex() {
-  static std::mutex mu;
-  return mu;
-}
+struct TimeZone::Table {
+  std::int64_t initial_offset = 0;  // before the first transition
+  std::vector<std::pair<std::int64_t, std::int64_t>>
+      transitions;  // (UTC second, offset from then on)
+  std::int64_t offset_at(std::int64_t t) const {
+    auto it =
+        std::upper_bound(transitions.begin(), transitions.end(), std::make_pair(t, INT64_MAX));
+    return it == transitions.begin() ? initial_offset : std::prev(it)->second;
+  }
+};
+
+namespace {
 
 std::filesystem::path zoneinfo_dir() {
   const char* dir = std::getenv("TZDIR");
   return dir && *dir ? std::filesystem::path(dir) : std::filesystem::path("/usr/share/zoneinfo");
 }
 
-// Sets TZ to `zone` for the lifetime of the object (caller holds tz_mutex()).
+// Sets TZ to `zone` for the lifetime of the object (caller holds the lock).
 class ScopedTz {
  public:
   explicit ScopedTz(const std::string& zone) {
@@ -46,26 +57,36 @@ class ScopedTz {
   std::optional<std::string> old_;
 };
 
-std::tm to_tm(std::chrono::local_seconds l) {
-  using namespace std::chrono;
-  auto day = floor<days>(l);
-  year_month_day ymd{day};
-  hh_mm_ss hms{l - day};
+std::int64_t gmtoff(std::int64_t t) {
+  std::time_t tt = static_cast<std::time_t>(t);
   std::tm tm{};
-  tm.tm_year = static_cast<int>(ymd.year()) - 1900;
-  tm.tm_mon = static_cast<int>(static_cast<unsigned>(ymd.month())) - 1;
-  tm.tm_mday = static_cast<int>(static_cast<unsigned>(ymd.day()));
-  tm.tm_hour = static_cast<int>(hms.hours().count());
-  tm.tm_min = static_cast<int>(hms.minutes().count());
-  tm.tm_sec = static_cast<int>(hms.seconds().count());
-  return tm;
+  ::localtime_r(&tt, &tm);
+  return tm.tm_gmtoff;
 }
 
-std::chrono::local_seconds from_tm(const std::tm& tm) {
-  using namespace std::chrono;
-  year_month_day ymd{year{tm.tm_year + 1900}, month{static_cast<unsigned>(tm.tm_mon + 1)},
-                     day{static_cast<unsigned>(tm.tm_mday)}};
-  return local_days{ymd} + hours{tm.tm_hour} + minutes{tm.tm_min} + seconds{tm.tm_sec};
+// Samples the offset daily from 1970 to 2100 and bisects each change to the second.
+std::shared_ptr<const TimeZone::Table> build_table(const std::string& zone) {
+  auto table = std::make_shared<TimeZone::Table>();
+  ScopedTz scoped(zone);
+  constexpr std::int64_t kDay = 86400, kEnd = 4102444800;  // 2100-01-01
+  std::int64_t prev_t = 0, prev_off = gmtoff(0);
+  table->initial_offset = prev_off;
+  for (std::int64_t t = kDay; t <= kEnd; t += kDay) {
+    std::int64_t off = gmtoff(t);
+    if (off == prev_off) {
+      prev_t = t;
+      continue;
+    }
+    std::int64_t lo = prev_t, hi = t;  // offset(lo) = prev_off, offset(hi) = off
+    while (hi - lo > 1) {
+      std::int64_t mid = lo + (hi - lo) / 2;
+      (gmtoff(mid) == prev_off ? lo : hi) = mid;
+    }
+    table->transitions.emplace_back(hi, off);
+    prev_t = t;
+    prev_off = off;
+  }
+  return table;
 }
 
 }  // namespace
@@ -81,45 +102,37 @@ TimeZone TimeZone::locate(const std::string& name) {
   if (!std::filesystem::is_regular_file(file, ec))
     throw ConfigError("unknown time zone '" + name + "': no " + file.string() +
                       " (install tzdata; expected a name such as Europe/Paris)");
+  static std::mutex mu;
+  static std::map<std::string, std::shared_ptr<const Table>> cache;
+  std::lock_guard lock(mu);
+  auto& table = cache[name];
+  if (!table) table = build_table(name);
   tz.name_ = name;
-  tz.utc_ = false;
+  tz.table_ = table;
   return tz;
 }
 
-std::chrono::local_seconds TimeZone::to_local(std::chrono::sys_seconds t) const {
-  if (utc_) return std::chrono::local_seconds{t.time_since_epoch()};
-  return std::chrono::local_seconds{t.time_since_epoch()} + offset(t);
+std::chrono::seconds TimeZone::offset(std::chrono::sys_seconds t) const {
+  if (!table_) return std::chrono::seconds{0};
+  return std::chrono::seconds{table_->offset_at(t.time_since_epoch().count())};
 }
 
-std::chrono::seconds TimeZone::offset(std::chrono::sys_seconds t) const {
-  if (utc_) return std::chrono::seconds{0};
-  std::lock_guard lock(tz_mutex());
-  ScopedTz scoped(name_);
-  std::time_t tt = static_cast<std::time_t>(t.time_since_epoch().count());
-  std::tm tm{};
-  ::localtime_r(&tt, &tm);
-  return std::chrono::seconds{tm.tm_gmtoff};
+std::chrono::local_seconds TimeZone::to_local(std::chrono::sys_seconds t) const {
+  return std::chrono::local_seconds{t.time_since_epoch()} + offset(t);
 }
 
 std::vector<std::chrono::sys_seconds> TimeZone::to_sys(std::chrono::local_seconds l) const {
   using namespace std::chrono;
-  if (utc_) return {sys_seconds{l.time_since_epoch()}};
+  if (!table_) return {sys_seconds{l.time_since_epoch()}};
+  // The offsets in force a day either side bound the candidates (transitions are months apart).
+  std::int64_t local = l.time_since_epoch().count();
   std::vector<sys_seconds> out;
-  std::lock_guard lock(tz_mutex());
-  ScopedTz scoped(name_);
-  // Try both DST flags; keep the instants whose local time really is `l`.
-  for (int isdst : {1, 0}) {
-    std::tm tm = to_tm(l);
-    tm.tm_isdst = isdst;
-    std::time_t tt = ::mktime(&tm);
-    if (tt == static_cast<std::time_t>(-1)) continue;
-    std::tm back{};
-    ::localtime_r(&tt, &back);
-    if (from_tm(back) != l) continue;
-    sys_seconds s{seconds{tt}};
-    if (out.empty() || out.front() != s) out.push_back(s);
+  for (std::int64_t off : {table_->offset_at(local - 86400), table_->offset_at(local + 86400)}) {
+    std::int64_t s = local - off;
+    if (table_->offset_at(s) == off && (out.empty() || out.front().time_since_epoch().count() != s))
+      out.push_back(sys_seconds{seconds{s}});
   }
-  if (out.size() == 2 && out[1] < out[0]) std::swap(out[0], out[1]);
+  std::sort(out.begin(), out.end());
   return out;
 }
 
