@@ -79,7 +79,7 @@ run_tsan() {
   # Only what was built: gtest cases of those executables (no *_NOT_BUILT
   # placeholders, examples, compile checks, install or replay tests).
   stage "test tsan" ctest --preset tsan --progress -L 'sync|futures|exec|aio|mp|tq' -LE redis \
-    -E '_NOT_BUILT$|^example\.|^mp\.compile\.|^install\.|^tools\.'
+    -E '_NOT_BUILT$|^examples?\.|^mp\.compile\.|^install\.|^tools\.'
 }
 
 # libFuzzer targets (tests/fuzz) with ASan+UBSan, FUZZ_SECONDS each
