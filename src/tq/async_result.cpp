@@ -45,6 +45,10 @@ void ResultWatcher::add(const std::string& id, std::function<void(const ResultMe
 }
 
 void ResultWatcher::loop() {
+  // A read every second while results are pending, in case a notification
+  // was lost with a connection; notifications do the real work.
+  constexpr auto kSafetyPoll = std::chrono::seconds(1);
+  auto last_poll = std::chrono::steady_clock::now();
   std::vector<Entry> pending;
   std::uint64_t cursor = 0;
   bool poll = true;
@@ -64,6 +68,12 @@ void ResultWatcher::loop() {
     try {
       ResultBackend& backend = app_.backend();
       if (poll) {
+        // Take the change cursor before reading: a result stored after this
+        // point makes the next wait return at once, so none can slip between
+        // the read and the wait (this also subscribes the Redis backend
+        // before its first read).
+        (void)backend.wait_for_change(&cursor, std::chrono::milliseconds(0));
+        last_poll = std::chrono::steady_clock::now();
         std::vector<std::string> ids;
         ids.reserve(pending.size());
         for (auto& e : pending) ids.push_back(e.id);
@@ -79,7 +89,8 @@ void ResultWatcher::loop() {
         }
         pending.swap(still);
       }
-      poll = backend.wait_for_change(&cursor, std::chrono::milliseconds(50));
+      poll = backend.wait_for_change(&cursor, std::chrono::milliseconds(50)) ||
+             std::chrono::steady_clock::now() - last_poll > kSafetyPoll;
     } catch (const std::exception& e) {
       spdlog::warn("result watcher: {}", e.what());
       std::this_thread::sleep_for(std::chrono::milliseconds(100));

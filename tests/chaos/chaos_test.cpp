@@ -143,11 +143,9 @@ TEST(Chaos, KillWorkerMidStreamRedisProcesses) {
   kill_worker_mid_stream(server.url() + "?visibility_timeout=5", "processes");
 }
 
-// DISABLED until the lead's "recovery on every broker" lands: the SQLite
-// broker restores a dead worker's reservations only when a worker starts
-// (restore_stale once, at start-up), so a worker started right after the
-// kill never picks them up (issue 14, "Recovery on every broker").
-TEST(Chaos, DISABLED_KillWorkerMidStreamSqlite) {
+// The SQLite broker too: a running worker restores the dead one's
+// reservations once they are older than the visibility timeout.
+TEST(Chaos, KillWorkerMidStreamSqlite) {
   TempDir dir("celeriac-chaos-db");
   kill_worker_mid_stream(
       "sqlite:///" + (dir.path() / "broker.db").string() + "?visibility_timeout=5", "threads");
