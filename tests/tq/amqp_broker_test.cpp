@@ -108,12 +108,26 @@ TEST(AmqpBroker, MessageOnTheWireIsKombusLayout) {
   EXPECT_TRUE(r->message.headers.at("timelimit").is_array());
   EXPECT_EQ(r->exchange, "");
   EXPECT_EQ(r->routing_key, q);
-  c.reject(r->delivery_tag, true);
-  // Declared as Celery declares it: durable, bound to its own direct exchange.
-  auto bindings = rabbit().ctl({"list_bindings", "source_name", "destination_name", "routing_key"});
-  EXPECT_NE(bindings.output.find(cat(q, "\t", q, "\t", q)), std::string::npos) << bindings.output;
-  auto queues = rabbit().ctl({"list_queues", "name", "durable"});
-  EXPECT_NE(queues.output.find(cat(q, "\ttrue")), std::string::npos) << queues.output;
+  c.ack(r->delivery_tag);
+  // Declared as Celery declares it: bound to its own direct exchange with
+  // key <queue> (a publish there lands in it) ...
+  celeriac::tq::amqp::detail::Message probe;
+  probe.body = "probe";
+  c.publish(q, q, probe, true);
+  auto routed = c.get(q);
+  ASSERT_TRUE(routed);
+  EXPECT_EQ(routed->message.body, "probe");
+  EXPECT_EQ(routed->exchange, q);
+  c.ack(routed->delivery_tag);
+  // ... and durable: redeclaring it transient is refused as inequivalent.
+  celeriac::tq::amqp::detail::QueueSpec transient;
+  transient.durable = false;
+  try {
+    c.declare_queue(q, transient);
+    ADD_FAILURE() << "the queue is not durable";
+  } catch (const tq::BrokerError& e) {
+    EXPECT_NE(std::string(e.what()).find("PRECONDITION_FAILED"), std::string::npos) << e.what();
+  }
 }
 
 TEST(AmqpBroker, RequeuePutsBackMarkedRedelivered) {

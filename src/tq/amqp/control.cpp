@@ -1,11 +1,11 @@
 #include "celeriac/tq/amqp/control.hpp"
 
 #include <fnmatch.h>
+#include <regex.h>
 #include <sys/utsname.h>
 #include <unistd.h>
 
 #include <condition_variable>
-#include <regex>
 
 #include "celeriac/tq/amqp/detail/connection.hpp"
 #include "celeriac/tq/errors.hpp"
@@ -60,11 +60,12 @@ bool node_selected(const Json& req, const std::string& hostname) {
   std::string pattern = p->get<std::string>();
   auto m = req.find("matcher");
   if (m != req.end() && m->is_string() && m->get<std::string>() == "pcre") {
-    try {
-      return std::regex_search(hostname, std::regex(pattern));
-    } catch (const std::regex_error&) {
-      return false;
-    }
+    // POSIX extended regex: close enough to the PCRE patterns used for node names.
+    regex_t re;
+    if (::regcomp(&re, pattern.c_str(), REG_EXTENDED | REG_NOSUB) != 0) return false;
+    bool matched = ::regexec(&re, hostname.c_str(), 0, nullptr, 0) == 0;
+    ::regfree(&re);
+    return matched;
   }
   return ::fnmatch(pattern.c_str(), hostname.c_str(), 0) == 0;
 }
