@@ -52,8 +52,11 @@ struct FutureLinkRef {
 template <class T>
 class FutureAwaiter : private Suspension {
  public:
+  /// Awaits `f`; with `cancel_future`, cancelling the awaiting task also
+  /// cancels `f` if its work has not started.
   explicit FutureAwaiter(Future<T> f, bool cancel_future = false) noexcept
       : fut_(std::move(f)), cancel_future_(cancel_future) {}
+  /// Moves the (not yet suspended) awaiter.
   FutureAwaiter(FutureAwaiter&& o) noexcept
       : Suspension(), fut_(std::move(o.fut_)), cancel_future_(o.cancel_future_) {}
   ~FutureAwaiter() { detach(); }

@@ -19,6 +19,7 @@ namespace celeriac::aio {
 /// peer and OpenSSL's reason ("TLS handshake with 127.0.0.1:443 failed: ...").
 class TlsError : public OSError {
  public:
+  /// An error described by `what`.
   explicit TlsError(const std::string& what) : OSError(0, what) {}
 };
 
@@ -26,6 +27,7 @@ class TlsError : public OSError {
 /// verify_code() is OpenSSL's X509_V_ERR_* value, reason() its text.
 class CertificateVerifyError : public TlsError {
  public:
+  /// `what` for the message, OpenSSL's `code` and its `reason` text.
   CertificateVerifyError(const std::string& what, long code, std::string reason)
       : TlsError(what), code_(code), reason_(std::move(reason)) {}
   /// OpenSSL's verification result (X509_V_ERR_...).
@@ -42,18 +44,21 @@ class CertificateVerifyError : public TlsError {
 /// self-signed, wrong CA file).
 class CertificateUntrustedError : public CertificateVerifyError {
  public:
+  /// Same arguments as CertificateVerifyError.
   using CertificateVerifyError::CertificateVerifyError;
 };
 
 /// The certificate is valid but not for the host name (or IP) we connected to.
 class HostnameMismatchError : public CertificateVerifyError {
  public:
+  /// Same arguments as CertificateVerifyError.
   using CertificateVerifyError::CertificateVerifyError;
 };
 
 /// The certificate (or one in its chain) has expired or is not yet valid.
 class CertificateExpiredError : public CertificateVerifyError {
  public:
+  /// Same arguments as CertificateVerifyError.
   using CertificateVerifyError::CertificateVerifyError;
 };
 
@@ -115,6 +120,7 @@ class TlsContext {
   const TlsOptions& options() const;
   /// The OpenSSL SSL_CTX* (for code that needs more of OpenSSL).
   void* native_handle() const;
+  /// False for a default-constructed (empty) context.
   bool valid() const noexcept { return static_cast<bool>(impl_); }
 
  private:

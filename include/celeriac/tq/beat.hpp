@@ -32,7 +32,7 @@ struct BeatOptions {
   /// Catch-up runs of slots older than this are skipped (Celery's
   /// beat_cron_starting_deadline, for intervals too). nullopt = always catch up.
   std::optional<std::chrono::milliseconds> starting_deadline;
-  /// This instance's id in the lease ("" = <host>:<pid>:<random>).
+  /// This instance's id in the lease ("" = `host:pid:random`).
   std::string instance_id;
   /// Namespace of the lease and state in the store (one per schedule).
   std::string store_name = "celeriac.beat";
@@ -40,13 +40,13 @@ struct BeatOptions {
 
 /// What `beat --list` shows for an entry.
 struct BeatEntryStatus {
-  std::string name;
-  std::string task;
+  std::string name;      ///< the entry's name
+  std::string task;      ///< the task it sends
   std::string schedule;  ///< Schedule::describe()
-  bool enabled = true;
+  bool enabled = true;   ///< false: kept, never sent
   std::optional<std::chrono::system_clock::time_point> last_run;  ///< slot last sent
   std::optional<std::chrono::system_clock::time_point> next_run;  ///< nullopt when disabled
-  std::uint64_t total_runs = 0;
+  std::uint64_t total_runs = 0;  ///< slots sent so far (stored state)
 };
 
 /// The scheduler. tick() does one step (renew or take the lease; when
@@ -90,8 +90,9 @@ class Beat {
     std::uint64_t sent = 0;           ///< messages published
     std::uint64_t skipped_stale = 0;  ///< catch-ups suppressed by starting_deadline
     std::uint64_t takeovers = 0;      ///< times this instance became active
-    std::uint64_t ticks = 0;
+    std::uint64_t ticks = 0;          ///< scheduler rounds
   };
+  /// The counters so far.
   Counters counters() const;
 
   /// Called after each batch is published: (entry index, slot) per message,

@@ -34,6 +34,7 @@ struct LeaseInfo {
 /// (one process). Thread-safe; I/O errors throw BackendError.
 class BeatStore {
  public:
+  /// Entry name -> its new state, written together.
   using Updates = std::vector<std::pair<std::string, EntryState>>;
   virtual ~BeatStore() = default;
   /// Takes the lease when free or expired, or extends it when `instance`

@@ -35,9 +35,9 @@ struct Delivery {
 
 /// A message to publish.
 struct Outgoing {
-  std::string queue;
-  int priority = 0;
-  std::string envelope;
+  std::string queue;     ///< target queue
+  int priority = 0;      ///< 0-9, Redis meaning
+  std::string envelope;  ///< the envelope JSON text
 };
 
 /// A dead-lettered message (see Broker::dead_letter).

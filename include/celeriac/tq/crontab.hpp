@@ -14,7 +14,7 @@ namespace celeriac::tq {
 /// One crontab field as written: "*", "30", "*/15", "1-5", "mon-fri",
 /// "jan,jul", "2-12/2", or a number.
 struct CronField {
-  std::string text;
+  std::string text;  ///< the field as written
   /// From a text spec.
   CronField(const char* t) : text(t) {}  // NOLINT: implicit, as Celery's str arguments
   /// From a text spec.
@@ -31,6 +31,7 @@ struct CronField {
 /// in a fall-back overlap runs once, at its first occurrence.
 class Crontab {
  public:
+  /// Wall-clock instants.
   using TimePoint = std::chrono::system_clock::time_point;
 
   /// Parses the five fields; throws ConfigError naming the field and what
@@ -52,10 +53,10 @@ class Crontab {
 
   /// The expanded sets, sorted (Celery's crontab.minute etc.).
   std::vector<int> minutes() const;
-  std::vector<int> hours() const;
-  std::vector<int> days_of_week() const;
-  std::vector<int> days_of_month() const;
-  std::vector<int> months_of_year() const;
+  std::vector<int> hours() const;           ///< 0-23
+  std::vector<int> days_of_week() const;    ///< 0-6, 0 = Sunday
+  std::vector<int> days_of_month() const;   ///< 1-31
+  std::vector<int> months_of_year() const;  ///< 1-12
   /// The zone the fields are read in.
   const TimeZone& time_zone() const noexcept { return tz_; }
   /// "<crontab: 30 7 * * thu (m/h/dom/mon/dow)>" as Celery prints it.

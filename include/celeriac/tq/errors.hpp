@@ -49,6 +49,7 @@ class BrokerError : public Error {
 /// that were not published (every one of the batch: batches are atomic).
 class PublishError : public BrokerError {
  public:
+  /// The broker's reason and the tasks not published.
   PublishError(const std::string& what, std::vector<std::string> task_ids)
       : BrokerError(what), task_ids_(std::move(task_ids)) {}
   /// The tasks not published.

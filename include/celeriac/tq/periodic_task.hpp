@@ -43,9 +43,9 @@ struct PeriodicOptions {
 /// One schedule entry.
 struct PeriodicEntry {
   std::string name;  ///< unique within a schedule; the key of its stored state
-  Schedule schedule;
-  TaskCall call;
-  PeriodicOptions options;
+  Schedule schedule;        ///< when
+  TaskCall call;            ///< what is sent
+  PeriodicOptions options;  ///< how
 
   /// Throws ConfigError naming the entry and field when something is wrong
   /// (empty name or task, zero interval, args not a list, bad priority).

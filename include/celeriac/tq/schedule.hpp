@@ -15,7 +15,7 @@ namespace celeriac::tq {
 /// Every `period` (Celery's schedule(run_every)). Slots follow the
 /// monotonic clock while beat runs.
 struct Interval {
-  std::chrono::milliseconds period{0};
+  std::chrono::milliseconds period{0};  ///< time between runs (> 0)
 };
 
 /// An interval or a crontab. Implicit from a std::chrono duration and from
@@ -23,6 +23,7 @@ struct Interval {
 /// both read naturally.
 class Schedule {
  public:
+  /// Wall-clock instants.
   using TimePoint = std::chrono::system_clock::time_point;
 
   /// Every `d` (must be at least 1 ms; checked when the entry is added).

@@ -46,9 +46,9 @@ struct WorkerOptions {
 /// Counters, for stats/tests.
 struct WorkerCounters {
   std::uint64_t received = 0;      ///< messages taken from the broker
-  std::uint64_t succeeded = 0;
-  std::uint64_t failed = 0;
-  std::uint64_t retried = 0;
+  std::uint64_t succeeded = 0;     ///< finished with a result
+  std::uint64_t failed = 0;        ///< finished with an error (FAILURE)
+  std::uint64_t retried = 0;       ///< republished for a retry
   std::uint64_t revoked = 0;       ///< expired or revoked
   std::uint64_t dead_lettered = 0; ///< malformed, unknown, canvas, oversized
 };
@@ -58,6 +58,7 @@ struct WorkerCounters {
 /// stop(true) puts back everything not acknowledged and returns at once.
 class Worker final : public WorkerControl {
  public:
+  /// A worker for `app`'s tasks; nothing runs until start().
   Worker(App& app, WorkerOptions options = {});
   ~Worker() override;
   Worker(const Worker&) = delete;
@@ -79,6 +80,7 @@ class Worker final : public WorkerControl {
   bool running() const noexcept;
   /// Counters so far.
   WorkerCounters counters() const;
+  /// The options it was made with.
   const WorkerOptions& options() const noexcept;
 
   // WorkerControl

@@ -43,6 +43,7 @@ inline constexpr const char* kDeadLetterQueue = "celeriac.dead_letter";
 /// (confirm mode), one consumes. Thread-safe.
 class AmqpBroker final : public Broker {
  public:
+  /// A broker for an amqp:// or pyamqp:// URL (options from its query).
   explicit AmqpBroker(const Url& url);
   ~AmqpBroker() override;
 

@@ -35,6 +35,7 @@ struct ControlOptions {
 /// backoff when the broker goes away.
 class AmqpWorkerService final : public WorkerService {
  public:
+  /// Starts the pidbox consumer and event publisher for `worker`.
   AmqpWorkerService(const Url& broker_url, WorkerControl& worker);
   ~AmqpWorkerService() override;
   void on_task_event(const Json& event) override;
@@ -51,6 +52,7 @@ class AmqpWorkerService final : public WorkerService {
 /// Client side (`celeriac inspect` over AMQP).
 class AmqpControlClient final : public ControlClient {
  public:
+  /// A control client for the workers on `broker_url`.
   explicit AmqpControlClient(const Url& broker_url);
   std::vector<Json> broadcast(const std::string& method, const Json& arguments,
                               const std::optional<std::vector<std::string>>& destination,

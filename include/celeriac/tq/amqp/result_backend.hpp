@@ -19,6 +19,7 @@ namespace celeriac::tq::amqp {
 /// client did not send is nullopt (as in Celery). Thread-safe.
 class RpcResultBackend final : public ResultBackend {
  public:
+  /// The rpc:// backend on the broker of `url`.
   explicit RpcResultBackend(const Url& url);
   ~RpcResultBackend() override;
 

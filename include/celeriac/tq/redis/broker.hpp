@@ -64,7 +64,9 @@ struct BrokerOptions {
 class RedisBroker final : public tq::Broker {
  public:
   /// Connects lazily; `url` is a parsed tq URL with scheme "redis".
+  /// A broker for a redis:// or rediss:// URL, options from its query.
   explicit RedisBroker(const tq::Url& url);
+  /// Same, starting from `options` (the URL's query overrides them).
   RedisBroker(const tq::Url& url, BrokerOptions options);
   ~RedisBroker() override;
 

@@ -77,7 +77,9 @@ class Connection {
   /// Same, from a redis:// URL string.
   static Connection connect(std::string_view url, ConnectOptions opts = {});
 
+  /// Connections move (the socket goes with them).
   Connection(Connection&&) noexcept;
+  /// Closes this connection's socket and takes the other's.
   Connection& operator=(Connection&&) noexcept;
   ~Connection();
 

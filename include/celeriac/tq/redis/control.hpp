@@ -52,7 +52,9 @@ struct ServiceOptions {
 /// stop() sends worker-offline, removes the binding and joins the threads.
 class RedisWorkerService final : public WorkerService {
  public:
+  /// Starts the pidbox consumer (and event publisher) for `worker`.
   RedisWorkerService(const tq::Url& broker_url, WorkerControl& worker, ServiceOptions opts);
+  /// Same, with the options read from the URL's query.
   RedisWorkerService(const tq::Url& broker_url, WorkerControl& worker);
   ~RedisWorkerService() override;
   void on_task_event(const Json& event) override;
@@ -94,6 +96,7 @@ class RedisWorkerService final : public WorkerService {
 /// Client side of remote control over Redis (what `celery inspect` does).
 class RedisControlClient final : public ControlClient {
  public:
+  /// A control client for the workers on `broker_url`.
   explicit RedisControlClient(const tq::Url& broker_url);
   std::vector<Json> broadcast(const std::string& method, const Json& arguments,
                               const std::optional<std::vector<std::string>>& destination,

@@ -18,7 +18,9 @@ class ConnectionPool;
 /// instead when it was closed by an error).
 class PooledConnection {
  public:
+  /// Holds `conn`, returned to `pool` when this handle goes.
   PooledConnection(ConnectionPool& pool, Connection conn) : pool_(&pool), conn_(std::move(conn)) {}
+  /// Handles move.
   PooledConnection(PooledConnection&&) noexcept = default;
   PooledConnection& operator=(PooledConnection&&) = delete;
   ~PooledConnection();
@@ -36,6 +38,8 @@ class PooledConnection {
 /// up to `max_idle` idle ones. Thread-safe.
 class ConnectionPool {
  public:
+  /// Connections to `url`, connected with `opts` (retrying for up to
+  /// `reconnect_timeout`), at most `max_idle` kept idle.
   ConnectionPool(Url url, ConnectOptions opts, std::chrono::milliseconds reconnect_timeout,
                  std::size_t max_idle = 8);
   /// An open connection (an idle one, or a new one connected with retry and

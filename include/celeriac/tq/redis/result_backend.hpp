@@ -19,13 +19,14 @@ namespace celeriac::tq::redis {
 std::string meta_key(std::string_view task_id);
 
 /// Celery-compatible Redis result backend: store = GET (never overwrite a
-/// SUCCESS) + SETEX <expires> + PUBLISH of the identical JSON, atomically in
+/// SUCCESS) + SETEX `expires` + PUBLISH of the identical JSON, atomically in
 /// one Lua script; get = GET; forget = DEL. Waiting uses one shared
 /// subscriber connection (PSUBSCRIBE celery-task-meta-*) started on first
 /// use, plus a GET to catch results stored before the subscription.
 /// Thread-safe. URL query: `expires=<seconds>` (0 = never; default 86400).
 class RedisResultBackend final : public tq::ResultBackend {
  public:
+  /// A backend for a redis:// or rediss:// URL (`expires` from its query).
   explicit RedisResultBackend(const tq::Url& url);
   ~RedisResultBackend() override;
 
