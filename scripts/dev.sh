@@ -82,7 +82,7 @@ run_tsan() {
   echo "== test: tsan"
   # Only what was built: gtest cases of those executables (no *_NOT_BUILT
   # placeholders, examples, compile checks, install or replay tests).
-  stage "test tsan" ctest --preset tsan --progress -L 'sync|futures|exec|aio|mp|tq' -LE redis \
+  stage "test tsan" ctest --preset tsan --progress -L 'sync|futures|exec|aio|mp|tq' -LE 'redis|amqp' \
     -E '_NOT_BUILT$|^examples?\.|^mp\.compile\.|^install\.|^tools\.'
 }
 
