@@ -136,8 +136,8 @@ void bench_lateness(std::size_t n, int run_seconds) {
   tq::PeriodicOptions aligned;
   aligned.relative = true;
   for (int i = 0; i < 1000; ++i)
-    entries.push_back(
-        {std::string("due-").append(std::to_string(i)), tq::Schedule(1s), tq::call("tasks.noop"), aligned});
+    entries.push_back({std::string("due-").append(std::to_string(i)), tq::Schedule(1s),
+                       tq::call("tasks.noop"), aligned});
   tq::BeatOptions o;
   o.instance_id = "bench";
   tq::Beat beat(app, std::move(entries), o);

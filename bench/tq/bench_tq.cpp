@@ -208,8 +208,8 @@ SteadyClock::time_point first_taken(tq::redis::Connection& c, int n) {
 // Drains `n` preloaded tasks with a worker started by `start`; `done`
 // says when all are done. Returns tasks/s.
 template <class Start, class Done>
-double drain_rate(const std::string& url, const std::string& task, int n, bool ignore_result, Start start,
-                  Done done, const char* what) {
+double drain_rate(const std::string& url, const std::string& task, int n, bool ignore_result,
+                  Start start, Done done, const char* what) {
   auto c = tq::redis::Connection::connect(url);
   c.command({"FLUSHDB"});
   std::string last = preload(url, task, n, ignore_result);
@@ -219,7 +219,8 @@ double drain_rate(const std::string& url, const std::string& task, int n, bool i
   auto last_print = SteadyClock::now();
   while (!done(c, last)) {
     if (SteadyClock::now() - last_print > 1s) {
-      progress(std::string(what) + ": " + std::to_string(redis_int(c, {"LLEN", "celery"})) + " left in the list");
+      progress(std::string(what) + ": " + std::to_string(redis_int(c, {"LLEN", "celery"})) +
+               " left in the list");
       last_print = SteadyClock::now();
     }
     std::this_thread::sleep_for(200us);
@@ -238,7 +239,8 @@ bool queue_done(tq::redis::Connection& c, const std::string& last, bool results)
 
 // (f): RSS of a worker process (the --idle-worker child) after `first` and
 // after `total` no-op tasks, fed in preloaded chunks; {after first, after total} in MiB.
-std::pair<double, double> memory_growth(const std::string& url, pid_t worker, int first, int total) {
+std::pair<double, double> memory_growth(const std::string& url, pid_t worker, int first,
+                                        int total) {
   auto c = tq::redis::Connection::connect(url);
   double after_first = 0;
   for (int done = 0; done < total;) {
@@ -317,8 +319,10 @@ int main(int argc, char** argv) {
   sqlite_row.has_py = false;
 
   std::vector<Row> drain_rows(2);
-  drain_rows[0] = {"drain " + std::to_string(n.drain) + " preloaded, ignore_result", "tasks/s", ">= 50000, >= 40x"};
-  drain_rows[1] = {"drain " + std::to_string(n.drain) + " preloaded, with results", "tasks/s", ">= 25000, >= 30x"};
+  drain_rows[0] = {"drain " + std::to_string(n.drain) + " preloaded, ignore_result", "tasks/s",
+                   ">= 50000, >= 40x"};
+  drain_rows[1] = {"drain " + std::to_string(n.drain) + " preloaded, with results", "tasks/s",
+                   ">= 25000, >= 30x"};
   for (int with_results = 0; with_results < 2; ++with_results) {
     const char* task = with_results ? "tasks.noop_result" : "tasks.noop";
     drain_rows[with_results].cpp = drain_rate(
@@ -330,13 +334,17 @@ int main(int argc, char** argv) {
           w->start();
           return std::make_pair(app, w);
         },
-        [&](tq::redis::Connection& c, const std::string& last) { return queue_done(c, last, with_results); },
+        [&](tq::redis::Connection& c, const std::string& last) {
+          return queue_done(c, last, with_results);
+        },
         with_results ? "drain celeriac, results" : "drain celeriac, ignore_result");
     if (celery) {
       drain_rows[with_results].py = drain_rate(
           url, task, n.py_drain, !with_results,
           [&] { return std::make_shared<test::CeleryWorker>(url, test::CeleryWorker::Options{}); },
-          [&](tq::redis::Connection& c, const std::string& last) { return queue_done(c, last, with_results); },
+          [&](tq::redis::Connection& c, const std::string& last) {
+            return queue_done(c, last, with_results);
+          },
           with_results ? "drain Celery, results" : "drain Celery, ignore_result");
     } else {
       drain_rows[with_results].has_py = false;

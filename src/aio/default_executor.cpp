@@ -7,7 +7,8 @@
 namespace celeriac::aio::detail {
 
 exec::ThreadPool& default_executor() {
-  static exec::ThreadPool pool(std::min<std::size_t>(32, std::max(1u, std::thread::hardware_concurrency()) + 4));
+  static exec::ThreadPool pool(
+      std::min<std::size_t>(32, std::max(1u, std::thread::hardware_concurrency()) + 4));
   return pool;
 }
 

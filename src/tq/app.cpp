@@ -13,7 +13,9 @@ namespace celeriac::tq {
 
 namespace detail {
 
-ResultBackend& backend_of(App& app) { return app.backend(); }
+ResultBackend& backend_of(App& app) {
+  return app.backend();
+}
 
 }  // namespace detail
 
@@ -79,7 +81,8 @@ Broker& App::broker() {
 
 ResultBackend& App::backend() {
   std::lock_guard lock(mu_);
-  if (!backend_) backend_ = make_backend(config_.backend_url.empty() ? config_.broker_url : config_.backend_url);
+  if (!backend_)
+    backend_ = make_backend(config_.backend_url.empty() ? config_.broker_url : config_.backend_url);
   return *backend_;
 }
 
@@ -89,13 +92,16 @@ detail::ResultWatcher& App::watcher() {
   return *watcher_;
 }
 
-TaskMessage App::build_message(const std::string& name, Json args, Json kwargs, const CallOptions& o) const {
+TaskMessage App::build_message(const std::string& name, Json args, Json kwargs,
+                               const CallOptions& o) const {
   if (name.empty()) throw ConfigError("task name must not be empty");
-  if (!args.is_array()) throw ConfigError("task '" + name + "': args must be a JSON array, got " + dumps(args));
+  if (!args.is_array())
+    throw ConfigError("task '" + name + "': args must be a JSON array, got " + dumps(args));
   if (!kwargs.is_object())
     throw ConfigError("task '" + name + "': kwargs must be a JSON object, got " + dumps(kwargs));
   if (o.priority && (*o.priority < 0 || *o.priority > 9))
-    throw ConfigError("task '" + name + "': priority " + std::to_string(*o.priority) + " out of range 0-9");
+    throw ConfigError("task '" + name + "': priority " + std::to_string(*o.priority) +
+                      " out of range 0-9");
   TaskMessage m;
   m.id = o.task_id.empty() ? make_uuid() : o.task_id;
   m.task = name;
@@ -105,12 +111,14 @@ TaskMessage App::build_message(const std::string& name, Json args, Json kwargs, 
   if (o.eta) {
     m.eta = o.eta;
   } else if (o.countdown) {
-    m.eta = now + std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(*o.countdown));
+    m.eta = now + std::chrono::duration_cast<Clock::duration>(
+                      std::chrono::duration<double>(*o.countdown));
   }
   if (o.expires) {
     m.expires = o.expires;
   } else if (o.expires_in) {
-    m.expires = now + std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(*o.expires_in));
+    m.expires = now + std::chrono::duration_cast<Clock::duration>(
+                          std::chrono::duration<double>(*o.expires_in));
   }
   if (m.expires) {
     double secs = std::chrono::duration<double>(*m.expires - now).count();
@@ -163,10 +171,12 @@ void App::publish_many(const std::vector<TaskMessage>& messages) {
   }
 }
 
-std::vector<AsyncResult<Json>> App::send_many(const std::string& name, const std::vector<Json>& args_list,
+std::vector<AsyncResult<Json>> App::send_many(const std::string& name,
+                                              const std::vector<Json>& args_list,
                                               const CallOptions& options) {
   if (!options.task_id.empty())
-    throw ConfigError("send_many('" + name + "'): a task_id in the options would be shared by every call");
+    throw ConfigError("send_many('" + name +
+                      "'): a task_id in the options would be shared by every call");
   std::vector<TaskMessage> messages;
   std::vector<AsyncResult<Json>> results;
   messages.reserve(args_list.size());
@@ -179,20 +189,23 @@ std::vector<AsyncResult<Json>> App::send_many(const std::string& name, const std
   return results;
 }
 
-AsyncResult<Json> App::send_task(const std::string& name, Json args, Json kwargs, const CallOptions& options) {
+AsyncResult<Json> App::send_task(const std::string& name, Json args, Json kwargs,
+                                 const CallOptions& options) {
   TaskMessage m = build_message(name, std::move(args), std::move(kwargs), options);
   AsyncResult<Json> r(*this, m.id);
   publish(m, options);
   return r;
 }
 
-void App::add_periodic_task(Schedule schedule, TaskCall call, std::string name, PeriodicOptions options) {
+void App::add_periodic_task(Schedule schedule, TaskCall call, std::string name,
+                            PeriodicOptions options) {
   PeriodicEntry entry{std::move(name), std::move(schedule), std::move(call), std::move(options)};
   entry.validate();
   std::lock_guard lock(mu_);
   for (const auto& e : periodic_)
     if (e.name == entry.name)
-      throw ConfigError("periodic task '" + entry.name + "': duplicate entry name (names must be unique)");
+      throw ConfigError("periodic task '" + entry.name +
+                        "': duplicate entry name (names must be unique)");
   periodic_.push_back(std::move(entry));
 }
 

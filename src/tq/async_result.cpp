@@ -16,12 +16,14 @@ TaskError error_from_meta(const ResultMeta& m) {
   const Json& r = m.result;
   if (r.is_object() && r.contains("exc_type")) {
     std::string type = r["exc_type"].is_string() ? r["exc_type"].get<std::string>() : "Exception";
-    std::string module =
-        r.contains("exc_module") && r["exc_module"].is_string() ? r["exc_module"].get<std::string>() : "builtins";
+    std::string module = r.contains("exc_module") && r["exc_module"].is_string()
+                             ? r["exc_module"].get<std::string>()
+                             : "builtins";
     Json msg = r.contains("exc_message") ? r["exc_message"] : Json::array();
     return TaskError(type, module, msg, m.traceback.value_or(""), state);
   }
-  return TaskError("Exception", "builtins", r.is_string() ? r : Json(dumps(r)), m.traceback.value_or(""), state);
+  return TaskError("Exception", "builtins", r.is_string() ? r : Json(dumps(r)),
+                   m.traceback.value_or(""), state);
 }
 
 ResultWatcher::ResultWatcher(App& app) : app_(app), thread_([this] { loop(); }) {}
@@ -56,7 +58,8 @@ void ResultWatcher::loop() {
     {
       std::unique_lock lock(mu_);
       if (pending.empty() && fresh_.empty())
-        cv_.wait_for(lock, std::chrono::milliseconds(200), [&] { return stop_ || !fresh_.empty(); });
+        cv_.wait_for(lock, std::chrono::milliseconds(200),
+                     [&] { return stop_ || !fresh_.empty(); });
       if (stop_) return;
       if (!fresh_.empty()) {
         poll = true;

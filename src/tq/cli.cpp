@@ -9,8 +9,8 @@
 #include <iostream>
 #include <thread>
 
-#include <CLI/CLI.hpp>
 #include <spdlog/spdlog.h>
+#include <CLI/CLI.hpp>
 
 #include "celeriac/tq/app.hpp"
 #include "celeriac/tq/detail/beat_cli.hpp"
@@ -23,14 +23,16 @@ Json parse_json_arg(const std::string& text, const char* what) {
   try {
     return loads(text);
   } catch (const std::exception& e) {
-    throw ConfigError(std::string(what) + " is not valid JSON: " + e.what() + " (got '" + text + "')");
+    throw ConfigError(std::string(what) + " is not valid JSON: " + e.what() + " (got '" + text +
+                      "')");
   }
 }
 
 void set_loglevel(const std::string& level) {
   auto l = spdlog::level::from_str(level == "warning" ? "warn" : level);
   if (l == spdlog::level::off && level != "off")
-    throw ConfigError("unknown log level '" + level + "' (expected debug, info, warning, error, critical)");
+    throw ConfigError("unknown log level '" + level +
+                      "' (expected debug, info, warning, error, critical)");
   spdlog::set_level(l);
 }
 
@@ -59,13 +61,15 @@ int wait_and_print(App& app, const std::string& id, double timeout, bool show_tr
   auto start = std::chrono::steady_clock::now();
   Progress progress("waiting for task " + id);
   for (;;) {
-    double elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    double elapsed =
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
     double left = timeout - elapsed;
     if (timeout > 0 && left <= 0) {
       std::cerr << "timed out after " << timeout << " s waiting for task " << id << "\n";
       return 3;
     }
-    auto slice = std::chrono::milliseconds(timeout > 0 ? std::min<long long>(250, static_cast<long long>(left * 1000) + 1) : 250);
+    auto slice = std::chrono::milliseconds(
+        timeout > 0 ? std::min<long long>(250, static_cast<long long>(left * 1000) + 1) : 250);
     auto meta = app.backend().wait(id, slice);
     if (meta && is_ready(meta->status)) {
       if (meta->status == State::Success) {
@@ -99,12 +103,14 @@ int run_worker(App& app, const WorkerOptions& opts, std::unique_ptr<Beat> beat =
       if (sig <= 0) continue;
       if (beat) beat->stop();
       if (++count == 1) {
-        spdlog::warn("{}: warm shutdown ({}): finishing running tasks, putting prefetched messages back "
-                     "(signal again to stop at once)",
-                     worker.hostname(), sig == SIGINT ? "SIGINT" : "SIGTERM");
+        spdlog::warn(
+            "{}: warm shutdown ({}): finishing running tasks, putting prefetched messages back "
+            "(signal again to stop at once)",
+            worker.hostname(), sig == SIGINT ? "SIGINT" : "SIGTERM");
         worker.stop(false);
       } else {
-        spdlog::warn("{}: cold shutdown: putting back unacknowledged messages and exiting", worker.hostname());
+        spdlog::warn("{}: cold shutdown: putting back unacknowledged messages and exiting",
+                     worker.hostname());
         worker.stop(true);
         std::fflush(nullptr);
         std::_Exit(1);
@@ -118,8 +124,9 @@ int run_worker(App& app, const WorkerOptions& opts, std::unique_ptr<Beat> beat =
   if (beat) beat->stop();
   pthread_sigmask(SIG_UNBLOCK, &set, nullptr);
   auto c = worker.counters();
-  spdlog::info("{} stopped: {} received, {} succeeded, {} failed, {} retried, {} revoked, {} dead-lettered",
-               worker.hostname(), c.received, c.succeeded, c.failed, c.retried, c.revoked, c.dead_lettered);
+  spdlog::info(
+      "{} stopped: {} received, {} succeeded, {} failed, {} retried, {} revoked, {} dead-lettered",
+      worker.hostname(), c.received, c.succeeded, c.failed, c.retried, c.revoked, c.dead_lettered);
   return 0;
 }
 
@@ -129,7 +136,8 @@ std::vector<std::string> split_queues(const std::vector<std::string>& in) {
     std::size_t start = 0;
     while (start <= s.size()) {
       auto comma = s.find(',', start);
-      std::string q = s.substr(start, comma == std::string::npos ? std::string::npos : comma - start);
+      std::string q =
+          s.substr(start, comma == std::string::npos ? std::string::npos : comma - start);
       if (!q.empty()) out.push_back(q);
       if (comma == std::string::npos) break;
       start = comma + 1;
@@ -141,14 +149,17 @@ std::vector<std::string> split_queues(const std::vector<std::string>& in) {
 }  // namespace
 
 int App::main(int argc, char** argv, const MainOptions& options) {
-  std::string program = options.program.empty() ? (argc > 0 ? argv[0] : "celeriac") : options.program;
+  std::string program =
+      options.program.empty() ? (argc > 0 ? argv[0] : "celeriac") : options.program;
   CLI::App cli{"celeriac task queue: Celery's commands for C++ apps (Celery protocol 2)", program};
   cli.require_subcommand(1);
   cli.fallthrough();
   std::string broker_url = config_.broker_url, backend_url = config_.backend_url, loglevel = "info";
-  cli.add_option("-b,--broker", broker_url, "broker URL: memory://, sqlite:///file.db, redis://host:port/db")
+  cli.add_option("-b,--broker", broker_url,
+                 "broker URL: memory://, sqlite:///file.db, redis://host:port/db")
       ->envname("CELERIAC_BROKER_URL");
-  cli.add_option("--backend,--result-backend", backend_url, "result backend URL (default: the broker URL)")
+  cli.add_option("--backend,--result-backend", backend_url,
+                 "result backend URL (default: the broker URL)")
       ->envname("CELERIAC_RESULT_BACKEND");
   cli.add_option("-l,--loglevel", loglevel, "debug, info, warning, error, critical");
 
@@ -159,7 +170,8 @@ int App::main(int argc, char** argv, const MainOptions& options) {
   long long visibility_timeout = 0;
   CLI::App* no_worker = nullptr;  // the generic program explains where workers come from
   if (!options.with_worker) {
-    no_worker = cli.add_subcommand("worker", "(not in this program: run `worker` from your app's binary)");
+    no_worker =
+        cli.add_subcommand("worker", "(not in this program: run `worker` from your app's binary)");
     no_worker->prefix_command();
   }
   if (options.with_worker) {
@@ -167,21 +179,29 @@ int App::main(int argc, char** argv, const MainOptions& options) {
     worker->add_option("-n,--hostname", wopts.hostname, "node name (default celery@<host>)");
     worker->add_option("-c,--concurrency", wopts.concurrency, "pool size (default: number of CPUs)")
         ->check(CLI::Range(1, 10000));
-    worker->add_option("-P,--pool", wopts.pool,
-                       "pool: threads (default), processes (crash isolation), async (coroutine tasks) or solo")
+    worker
+        ->add_option(
+            "-P,--pool", wopts.pool,
+            "pool: threads (default), processes (crash isolation), async (coroutine tasks) or solo")
         ->check(CLI::IsMember({"threads", "processes", "async", "solo"}));
-    worker->add_option("-Q,--queues", wqueues, "queues to consume, comma-separated (default: celery)");
-    worker->add_option("--prefetch-multiplier", wopts.prefetch_multiplier, "messages held per pool slot")
+    worker->add_option("-Q,--queues", wqueues,
+                       "queues to consume, comma-separated (default: celery)");
+    worker
+        ->add_option("--prefetch-multiplier", wopts.prefetch_multiplier,
+                     "messages held per pool slot")
         ->check(CLI::Range(1, 100000));
     worker->add_flag("--acks-late", wopts.acks_late, "acknowledge after the task ran");
     worker->add_flag("--reject-on-worker-lost", wopts.reject_on_worker_lost,
                      "with --acks-late: requeue a task whose child process died (processes pool)");
     worker->add_option("--max-tasks-per-child", wopts.max_tasks_per_child,
                        "processes pool: replace a child after this many tasks (default: never)");
-    worker->add_option("--max-message-size", wopts.max_message_size, "largest accepted envelope (bytes)");
-    worker->add_option("--visibility-timeout", visibility_timeout,
-                       "seconds before a reserved, unacknowledged message of a dead worker is delivered again "
-                       "(default: the broker URL's ?visibility_timeout=, else 3600)")
+    worker->add_option("--max-message-size", wopts.max_message_size,
+                       "largest accepted envelope (bytes)");
+    worker
+        ->add_option(
+            "--visibility-timeout", visibility_timeout,
+            "seconds before a reserved, unacknowledged message of a dead worker is delivered again "
+            "(default: the broker URL's ?visibility_timeout=, else 3600)")
         ->check(CLI::Range(1, 365 * 86400));
   }
 
@@ -192,7 +212,8 @@ int App::main(int argc, char** argv, const MainOptions& options) {
   if (worker) detail::add_worker_beat_options(*worker, worker_beat, beat_opts);
 
   // call
-  auto* call = cli.add_subcommand("call", "send a task and print its result (or its id with --no-wait)");
+  auto* call =
+      cli.add_subcommand("call", "send a task and print its result (or its id with --no-wait)");
   std::string call_name, call_args = "[]", call_kwargs = "{}", call_queue;
   int call_priority = -1;
   double call_countdown = -1, call_expires = -1, call_timeout = 0;
@@ -224,7 +245,8 @@ int App::main(int argc, char** argv, const MainOptions& options) {
   purge->add_option("-Q,--queues", purge_queues, "queues (default: celery)");
 
   // inspect
-  auto* inspect = cli.add_subcommand("inspect", "ask running workers (needs a broker with remote control: redis://)");
+  auto* inspect = cli.add_subcommand(
+      "inspect", "ask running workers (needs a broker with remote control: redis://)");
   std::string inspect_method;
   double inspect_timeout = 1.0;
   std::vector<std::string> destination;
@@ -235,19 +257,22 @@ int App::main(int argc, char** argv, const MainOptions& options) {
   inspect->add_option("-d,--destination", destination, "node names to ask (default: all)");
 
   // status
-  auto* status = cli.add_subcommand("status", "show the broker, queue lengths and (with remote control) online workers");
+  auto* status = cli.add_subcommand(
+      "status", "show the broker, queue lengths and (with remote control) online workers");
   std::vector<std::string> status_queues;
   status->add_option("-Q,--queues", status_queues, "queues to show (default: celery)");
 
   // dead-letters
-  auto* dead = cli.add_subcommand("dead-letters", "show messages the workers rejected, with the reason");
+  auto* dead =
+      cli.add_subcommand("dead-letters", "show messages the workers rejected, with the reason");
   std::size_t dead_limit = 20;
   dead->add_option("-n,--limit", dead_limit, "how many (most recent)");
 
-  const std::string no_worker_text =
-      "'" + program +
-      " worker': this program has no tasks compiled in; a worker runs your app's tasks, so start it from your "
-      "app's binary (int main(...) { ...; return app.main(argc, argv); }, then './your_app worker')";
+  const std::string no_worker_text = "'" + program +
+                                     " worker': this program has no tasks compiled in; a worker "
+                                     "runs your app's tasks, so start it from your "
+                                     "app's binary (int main(...) { ...; return app.main(argc, "
+                                     "argv); }, then './your_app worker')";
   try {
     cli.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -264,7 +289,8 @@ int App::main(int argc, char** argv, const MainOptions& options) {
     if (worker && worker->parsed()) {
       wopts.queues = split_queues(wqueues);
       wopts.visibility_timeout = std::chrono::seconds(visibility_timeout);
-      return run_worker(*this, wopts, worker_beat ? detail::make_cli_beat(*this, beat_opts) : nullptr);
+      return run_worker(*this, wopts,
+                        worker_beat ? detail::make_cli_beat(*this, beat_opts) : nullptr);
     }
     if (no_worker && no_worker->parsed()) throw ConfigError(no_worker_text);
     if (beat_opts.command->parsed()) return detail::run_beat_command(*this, beat_opts);
@@ -277,7 +303,8 @@ int App::main(int argc, char** argv, const MainOptions& options) {
       Json args = parse_json_arg(call_args, "ARGS");
       Json kwargs = parse_json_arg(call_kwargs, "KWARGS");
       if (!args.is_array()) throw ConfigError("ARGS must be a JSON array, got " + call_args);
-      if (!kwargs.is_object()) throw ConfigError("KWARGS must be a JSON object, got " + call_kwargs);
+      if (!kwargs.is_object())
+        throw ConfigError("KWARGS must be a JSON object, got " + call_kwargs);
       TaskMessage m = build_message(call_name, std::move(args), std::move(kwargs), o);
       publish(m, o);
       if (no_wait) {
@@ -314,8 +341,9 @@ int App::main(int argc, char** argv, const MainOptions& options) {
       auto client = make_control_client(config_.broker_url);
       std::optional<std::vector<std::string>> dest;
       if (!destination.empty()) dest = destination;
-      auto replies = client->broadcast(inspect_method, Json::object(), dest,
-                                       std::chrono::milliseconds(static_cast<long long>(inspect_timeout * 1000)));
+      auto replies = client->broadcast(
+          inspect_method, Json::object(), dest,
+          std::chrono::milliseconds(static_cast<long long>(inspect_timeout * 1000)));
       if (replies.empty()) {
         std::cerr << "Error: No nodes replied within time constraint.\n";
         return 1;
@@ -329,11 +357,13 @@ int App::main(int argc, char** argv, const MainOptions& options) {
       if (qs.empty()) qs.push_back(config_.default_queue);
       std::cout << "broker:  " << broker().url() << "\n";
       std::cout << "backend: " << backend().url() << "\n";
-      for (auto& q : qs) std::cout << "queue '" << q << "': " << broker().queue_length(q) << " message(s) waiting\n";
+      for (auto& q : qs)
+        std::cout << "queue '" << q << "': " << broker().queue_length(q) << " message(s) waiting\n";
       std::cout << "dead letters: " << broker().dead_letters(1000000).size() << "\n";
       try {
         auto client = make_control_client(config_.broker_url);
-        auto replies = client->broadcast("ping", Json::object(), std::nullopt, std::chrono::milliseconds(1000));
+        auto replies = client->broadcast("ping", Json::object(), std::nullopt,
+                                         std::chrono::milliseconds(1000));
         for (auto& r : replies)
           for (auto it = r.begin(); it != r.end(); ++it) std::cout << "-> " << it.key() << ": OK\n";
         std::cout << replies.size() << " node(s) online.\n";
@@ -346,9 +376,10 @@ int App::main(int argc, char** argv, const MainOptions& options) {
       auto letters = broker().dead_letters(dead_limit);
       for (auto& d : letters) {
         auto [id, name] = peek_id_and_name(d.envelope);
-        std::cout << format_iso8601(TimePoint(std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(d.time))))
-                  << "  queue=" << d.queue << "  task=" << name.value_or("?") << "  id=" << id.value_or("?")
-                  << "\n    reason: " << d.reason << "\n";
+        std::cout << format_iso8601(TimePoint(std::chrono::duration_cast<Clock::duration>(
+                         std::chrono::duration<double>(d.time))))
+                  << "  queue=" << d.queue << "  task=" << name.value_or("?")
+                  << "  id=" << id.value_or("?") << "\n    reason: " << d.reason << "\n";
       }
       std::cout << letters.size() << " dead letter(s)\n";
       return 0;

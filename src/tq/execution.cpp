@@ -207,7 +207,8 @@ Outcome ProcessRunner::run(const std::string& envelope, const std::string& hostn
   mp::TaskOptions o;
   if (time_limit) o.timeout = *time_limit;
   try {
-    return outcome_from_wire(impl_->pool.submit_with(o, &run_in_child, envelope, hostname).result());
+    return outcome_from_wire(
+        impl_->pool.submit_with(o, &run_in_child, envelope, hostname).result());
   } catch (...) {
     return lost_child(std::current_exception(), time_limit);
   }

@@ -10,8 +10,8 @@
 #include <unordered_map>
 
 #include "celeriac/tq/broker.hpp"
-#include "celeriac/tq/message.hpp"
 #include "celeriac/tq/errors.hpp"
+#include "celeriac/tq/message.hpp"
 #include "celeriac/tq/result_backend.hpp"
 
 namespace celeriac::tq::detail {
@@ -19,7 +19,6 @@ namespace celeriac::tq::detail {
 std::chrono::seconds expires_param(const Url& url);
 
 namespace {
-
 
 int step_index(int priority) {
   return priority_step(priority) / 3;

@@ -758,6 +758,8 @@ double unix_time(TimePoint t) noexcept {
   return std::chrono::duration<double>(t.time_since_epoch()).count();
 }
 
-double unix_now() noexcept { return unix_time(Clock::now()); }
+double unix_now() noexcept {
+  return unix_time(Clock::now());
+}
 
 }  // namespace celeriac::tq

@@ -114,7 +114,8 @@ namespace {
 // The factory `table` holds for the URL's scheme; ConfigError(unknown(the
 // registered schemes)) when there is none.
 template <class Factory, class Unknown>
-Factory find_factory(std::map<std::string, Factory> Registry::*table, const Url& url, Unknown unknown) {
+Factory find_factory(std::map<std::string, Factory> Registry::*table, const Url& url,
+                     Unknown unknown) {
   auto& r = registry();
   std::lock_guard lock(r.mu);
   auto& m = r.*table;
@@ -123,15 +124,17 @@ Factory find_factory(std::map<std::string, Factory> Registry::*table, const Url&
   return it->second;
 }
 
-Url parse_or_default(std::string_view url_text) { return Url::parse(url_text.empty() ? kDefaultUrl : url_text); }
+Url parse_or_default(std::string_view url_text) {
+  return Url::parse(url_text.empty() ? kDefaultUrl : url_text);
+}
 
 }  // namespace
 
 std::unique_ptr<Broker> make_broker(std::string_view url_text) {
   Url url = parse_or_default(url_text);
   return find_factory(&Registry::brokers, url, [&](const std::string& have) {
-    return "bad broker URL '" + url.redacted() + "': unknown scheme '" + url.scheme + "' (expected one of " + have +
-           ")";
+    return "bad broker URL '" + url.redacted() + "': unknown scheme '" + url.scheme +
+           "' (expected one of " + have + ")";
   })(url);
 }
 
@@ -146,8 +149,9 @@ std::unique_ptr<ResultBackend> make_backend(std::string_view url_text) {
 std::unique_ptr<ControlClient> make_control_client(std::string_view url_text) {
   Url url = parse_or_default(url_text);
   return find_factory(&Registry::controls, url, [&](const std::string& have) {
-    return "remote control is not available for broker '" + url.redacted() + "' (scheme '" + url.scheme +
-           "'); it needs " + (have.empty() ? std::string("the Redis transport (redis://)") : have);
+    return "remote control is not available for broker '" + url.redacted() + "' (scheme '" +
+           url.scheme + "'); it needs " +
+           (have.empty() ? std::string("the Redis transport (redis://)") : have);
   })(url);
 }
 
@@ -168,7 +172,8 @@ std::vector<std::string> backend_schemes() {
 namespace {
 
 // A query parameter holding whole seconds (>= `min`), or `fallback`.
-std::chrono::seconds seconds_param(const Url& url, const std::string& key, long long fallback, long long min) {
+std::chrono::seconds seconds_param(const Url& url, const std::string& key, long long fallback,
+                                   long long min) {
   std::string v = url.param(key);
   if (v.empty()) return std::chrono::seconds(fallback);
   try {
@@ -189,9 +194,10 @@ std::chrono::seconds visibility_timeout_of(const Url& url) {
 }
 
 namespace detail {
-std::chrono::seconds expires_param(const Url& url) { return seconds_param(url, "expires", 86400, 0); }
+std::chrono::seconds expires_param(const Url& url) {
+  return seconds_param(url, "expires", 86400, 0);
+}
 }  // namespace detail
-
 
 int priority_step(int priority) noexcept {
   if (priority <= 2) return 0;

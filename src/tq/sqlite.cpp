@@ -29,7 +29,6 @@ std::chrono::seconds expires_param(const Url& url);
 
 namespace {
 
-
 class Stmt {
  public:
   Stmt() = default;
@@ -330,8 +329,9 @@ class SqliteBroker final : public Broker {
       bool watched = db_->watch_other_processes();
       if (first_watch && watched) continue;  // a commit before the watch began: look once more
       std::uint64_t seen = db_->local_version;
-      db_->cv.wait_until(lock, watched ? deadline : std::min(deadline, now + poll),
-                         [&] { return db_->local_version != seen || closed_ || !pending_acks_.empty(); });
+      db_->cv.wait_until(lock, watched ? deadline : std::min(deadline, now + poll), [&] {
+        return db_->local_version != seen || closed_ || !pending_acks_.empty();
+      });
       if (!pending_acks_.empty()) flush_acks_locked();
       poll = std::min(poll * 2, std::chrono::milliseconds(20));
     }
@@ -361,7 +361,8 @@ class SqliteBroker final : public Broker {
   std::size_t renew_reservations() override {
     std::lock_guard lock(db_->mu);
     flush_acks_locked();
-    Stmt& s = db_->stmt("UPDATE tq_messages SET reserved_at = ? WHERE owner = ? AND reserved_at IS NOT NULL");
+    Stmt& s = db_->stmt(
+        "UPDATE tq_messages SET reserved_at = ? WHERE owner = ? AND reserved_at IS NOT NULL");
     s.bind(1, unix_now()).bind(2, owner_);
     return static_cast<std::size_t>(db_->run(s));
   }
@@ -518,23 +519,31 @@ class SqliteBroker final : public Broker {
 
   // Reserves up to `share` ready messages of (queue, step) for this owner,
   // oldest first (requeued ones ahead); appends them to `out`.
-  bool reserve_share(const std::string& queue, int step, std::size_t share, double now, std::vector<Delivery>& out) {
+  bool reserve_share(const std::string& queue, int step, std::size_t share, double now,
+                     std::vector<Delivery>& out) {
     Stmt& s = db_->stmt(
-        "UPDATE tq_messages SET reserved_at = ?, owner = ? WHERE id IN (SELECT id FROM tq_messages WHERE "
+        "UPDATE tq_messages SET reserved_at = ?, owner = ? WHERE id IN (SELECT id FROM tq_messages "
+        "WHERE "
         "queue = ? AND step = ? AND reserved_at IS NULL ORDER BY front DESC, id LIMIT ?) "
         "RETURNING id, envelope, redelivered, front");
-    s.bind(1, now).bind(2, owner_).bind(3, queue).bind(4, static_cast<long long>(step)).bind(5,
-                                                                                           static_cast<long long>(share));
+    s.bind(1, now)
+        .bind(2, owner_)
+        .bind(3, queue)
+        .bind(4, static_cast<long long>(step))
+        .bind(5, static_cast<long long>(share));
     struct Row {
       long long front, id;
       Delivery d;
     };
     std::vector<Row> rows;
     while (db_->row(s))
-      rows.push_back(Row{s.integer(3), s.integer(0), Delivery{s.text(1), queue, step, std::to_string(s.integer(0)), s.integer(2) != 0}});
+      rows.push_back(
+          Row{s.integer(3), s.integer(0),
+              Delivery{s.text(1), queue, step, std::to_string(s.integer(0)), s.integer(2) != 0}});
     sqlite3_reset(s.get());
-    std::sort(rows.begin(), rows.end(),
-              [](const Row& a, const Row& b) { return a.front != b.front ? a.front > b.front : a.id < b.id; });
+    std::sort(rows.begin(), rows.end(), [](const Row& a, const Row& b) {
+      return a.front != b.front ? a.front > b.front : a.id < b.id;
+    });
     for (auto& r : rows) out.push_back(std::move(r.d));
     return !rows.empty();
   }
@@ -575,7 +584,8 @@ class SqliteBackend final : public ResultBackend {
     std::lock_guard lock(db_->mu);
     db_->transaction([&] {
       double now = unix_now();
-      for (std::size_t i = 0; i < metas.size(); ++i) out.push_back(store_locked(metas[i], texts[i], now));
+      for (std::size_t i = 0; i < metas.size(); ++i)
+        out.push_back(store_locked(metas[i], texts[i], now));
     });
     db_->notify();
     return out;

@@ -12,38 +12,53 @@ namespace celeriac::tq {
 
 namespace detail {
 
-Json run_blocking(aio::Task<Json> task) { return aio::run(std::move(task)); }
+Json run_blocking(aio::Task<Json> task) {
+  return aio::run(std::move(task));
+}
 
 std::string json_type_name(const Json& j) {
   switch (j.type()) {
-    case Json::value_t::null: return "None";
-    case Json::value_t::boolean: return "bool";
+    case Json::value_t::null:
+      return "None";
+    case Json::value_t::boolean:
+      return "bool";
     case Json::value_t::number_integer:
-    case Json::value_t::number_unsigned: return "int";
-    case Json::value_t::number_float: return "float";
-    case Json::value_t::string: return "str";
-    case Json::value_t::array: return "list";
-    case Json::value_t::object: return "dict";
-    default: return j.type_name();
+    case Json::value_t::number_unsigned:
+      return "int";
+    case Json::value_t::number_float:
+      return "float";
+    case Json::value_t::string:
+      return "str";
+    case Json::value_t::array:
+      return "list";
+    case Json::value_t::object:
+      return "dict";
+    default:
+      return j.type_name();
   }
 }
 
-std::vector<const Json*> bind_arguments(const std::string& task, const std::vector<std::string>& params,
-                                        const Json& args, const Json& kwargs) {
-  if (!args.is_array()) throw type_error(task + "() positional arguments must be a list, got " + json_type_name(args));
+std::vector<const Json*> bind_arguments(const std::string& task,
+                                        const std::vector<std::string>& params, const Json& args,
+                                        const Json& kwargs) {
+  if (!args.is_array())
+    throw type_error(task + "() positional arguments must be a list, got " + json_type_name(args));
   if (!kwargs.is_object())
     throw type_error(task + "() keyword arguments must be a dict, got " + json_type_name(kwargs));
   const std::size_t n = params.size();
   if (args.size() > n)
-    throw type_error(task + "() takes " + std::to_string(n) + " positional argument" + (n == 1 ? "" : "s") +
-                     " but " + std::to_string(args.size()) + (args.size() == 1 ? " was" : " were") + " given");
+    throw type_error(task + "() takes " + std::to_string(n) + " positional argument" +
+                     (n == 1 ? "" : "s") + " but " + std::to_string(args.size()) +
+                     (args.size() == 1 ? " was" : " were") + " given");
   std::vector<const Json*> values(n, nullptr);
   for (std::size_t i = 0; i < args.size(); ++i) values[i] = &args[i];
   for (auto it = kwargs.begin(); it != kwargs.end(); ++it) {
     auto p = std::find(params.begin(), params.end(), it.key());
-    if (p == params.end()) throw type_error(task + "() got an unexpected keyword argument '" + it.key() + "'");
+    if (p == params.end())
+      throw type_error(task + "() got an unexpected keyword argument '" + it.key() + "'");
     auto idx = static_cast<std::size_t>(p - params.begin());
-    if (values[idx]) throw type_error(task + "() got multiple values for argument '" + it.key() + "'");
+    if (values[idx])
+      throw type_error(task + "() got multiple values for argument '" + it.key() + "'");
     values[idx] = &it.value();
   }
   std::vector<std::string> missing;
@@ -64,7 +79,9 @@ std::vector<const Json*> bind_arguments(const std::string& task, const std::vect
 }  // namespace detail
 
 TaskError to_task_error(std::exception_ptr e) {
-  auto make = [](const char* type, const std::exception& ex) { return TaskError(type, "builtins", ex.what()); };
+  auto make = [](const char* type, const std::exception& ex) {
+    return TaskError(type, "builtins", ex.what());
+  };
   try {
     std::rethrow_exception(e);
   } catch (const TaskError& ex) {
@@ -98,7 +115,8 @@ TaskError to_task_error(std::exception_ptr e) {
   } catch (const std::exception& ex) {
     return make("RuntimeError", ex);
   } catch (...) {
-    return TaskError("Exception", "builtins", "unknown C++ exception (not derived from std::exception)");
+    return TaskError("Exception", "builtins",
+                     "unknown C++ exception (not derived from std::exception)");
   }
 }
 

@@ -45,7 +45,8 @@ bool same_without_password(std::string_view text, const std::string& shown) {
   auto colon = text.substr(start, at).find(':');
   if (colon == std::string_view::npos) return false;
   std::string other(text);
-  for (std::size_t i = start + colon + 1; i < start + at; ++i) other[i] = other[i] == 'x' ? 'y' : 'x';
+  for (std::size_t i = start + colon + 1; i < start + at; ++i)
+    other[i] = other[i] == 'x' ? 'y' : 'x';
   try {
     return Url::parse(other).redacted() == shown;
   } catch (const ConfigError&) {
@@ -73,7 +74,8 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     // str() must not depend on the password at all: the same URL with
     // another password of the same length reads the same.
     redis::Url other = r;
-    other.password = std::string(r.password.size(), r.password == std::string(r.password.size(), 'x') ? 'y' : 'x');
+    other.password = std::string(r.password.size(),
+                                 r.password == std::string(r.password.size(), 'x') ? 'y' : 'x');
     check(r.str() == other.str(), "redis::Url::str() shows the password");
     (void)r.address();
   } catch (const redis::UrlError&) {

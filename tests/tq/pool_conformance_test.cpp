@@ -33,9 +33,8 @@ struct ConformanceApp {
     co_await aio::sleep(1ms);
     co_return 2 * x;
   });
-  TaskHandle<int, std::string> fail = app.task("c.fail", {"why"}, [](std::string why) -> int {
-    throw std::invalid_argument(why);
-  });
+  TaskHandle<int, std::string> fail =
+      app.task("c.fail", {"why"}, [](std::string why) -> int { throw std::invalid_argument(why); });
   TaskHandle<int> again = app.task("c.again", {}, [](Context& ctx) {
     if (ctx.retries() < 2) ctx.retry(0.0);
     return ctx.retries();
@@ -147,7 +146,8 @@ TEST_P(PoolConformance, ShutdownFinishesRunningAndPutsPrefetchedBack) {
   for (int i = 0; i < 6; ++i) EXPECT_EQ(quick[static_cast<std::size_t>(i)].get(kWait), 2 * i);
 }
 
-INSTANTIATE_TEST_SUITE_P(Pools, PoolConformance, ::testing::Values("threads", "processes", "async", "solo"),
+INSTANTIATE_TEST_SUITE_P(Pools, PoolConformance,
+                         ::testing::Values("threads", "processes", "async", "solo"),
                          [](const auto& info) { return info.param; });
 
 // Only the processes pool survives a task that kills its own process.

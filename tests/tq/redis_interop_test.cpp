@@ -37,7 +37,7 @@ const std::string kDoneList = "celeriac.test.done";
 // What the C++ tasks saw, for assertions the results cannot carry.
 struct Journal {
   std::mutex mu;
-  std::vector<std::string> order;      // tasks.record tokens, in execution order
+  std::vector<std::string> order;     // tasks.record tokens, in execution order
   std::multiset<std::string> marked;  // tasks.mark tokens
   std::atomic<int> sleeping{0};       // tasks.sleep calls started
   void record(const std::string& token) {
@@ -66,7 +66,8 @@ void register_cpp_tasks(tq::App& app, Journal& journal, const std::string& redis
   app.task("tasks.whoami", {}, [] { return std::string("cpp"); });
   tq::TaskOptions no_result;
   no_result.ignore_result = true;
-  app.task("tasks.noop", {}, [] {}, no_result);
+  app.task(
+      "tasks.noop", {}, [] {}, no_result);
   app.task("tasks.retry_twice", {"value"}, [](tq::Context& ctx, Json value) {
     if (ctx.retries() < 2) ctx.retry(0.0);
     return Json::array({value, ctx.retries()});
@@ -133,7 +134,8 @@ bool eventually(F done, std::chrono::milliseconds timeout) {
 
 // One outcome of celeriac_client.py, found by position.
 const Json& outcome(const Json& all, std::size_t i) {
-  if (!all.is_array() || i >= all.size()) throw std::runtime_error("no outcome " + std::to_string(i) + " in " + all.dump());
+  if (!all.is_array() || i >= all.size())
+    throw std::runtime_error("no outcome " + std::to_string(i) + " in " + all.dump());
   return all[i];
 }
 
@@ -143,7 +145,8 @@ struct CppSide {
   tq::App app;
   tq::Worker worker;
   CppSide(const RedisServer& server, tq::WorkerOptions o)
-      : app(server.url(), server.url()), worker((register_cpp_tasks(app, journal, server.url()), app), std::move(o)) {
+      : app(server.url(), server.url()),
+        worker((register_cpp_tasks(app, journal, server.url()), app), std::move(o)) {
     worker.start();
   }
   ~CppSide() {
@@ -164,17 +167,18 @@ TEST(CeleryInterop, PythonClientCallsCppTasksWithArgsKwargsAndValues) {
                        {"text", kUnicode}};
   const std::int64_t big = (std::int64_t{1} << 62) + 7;
   const std::uint64_t huge = (std::uint64_t{1} << 63) + 11;  // above int64, fits Python and uint64
-  auto out = run_python_client(server.url(), {
-      PyCall{"tasks.add", {2, 3}},
-      PyCall{"tasks.add", Json::array(), {{"y", 10}, {"x", 4}}},
-      PyCall{"tasks.add", {1}, {{"y", 2}}},
-      PyCall{"tasks.echo", {kUnicode}},
-      PyCall{"tasks.echo", {nested}},
-      PyCall{"tasks.add", {big, 1}},
-      PyCall{"tasks.echo", {huge}},
-      PyCall{"tasks.mul", {std::int64_t{1} << 20, std::int64_t{1} << 20}},
-      PyCall{"tasks.whoami"},
-  });
+  auto out = run_python_client(
+      server.url(), {
+                        PyCall{"tasks.add", {2, 3}},
+                        PyCall{"tasks.add", Json::array(), {{"y", 10}, {"x", 4}}},
+                        PyCall{"tasks.add", {1}, {{"y", 2}}},
+                        PyCall{"tasks.echo", {kUnicode}},
+                        PyCall{"tasks.echo", {nested}},
+                        PyCall{"tasks.add", {big, 1}},
+                        PyCall{"tasks.echo", {huge}},
+                        PyCall{"tasks.mul", {std::int64_t{1} << 20, std::int64_t{1} << 20}},
+                        PyCall{"tasks.whoami"},
+                    });
   ASSERT_EQ(out.size(), 9u) << out.dump();
   for (auto& o : out) EXPECT_EQ(o["state"], "SUCCESS") << o.dump();
   EXPECT_EQ(outcome(out, 0)["result"], 5);
@@ -191,14 +195,14 @@ TEST(CeleryInterop, PythonClientCallsCppTasksWithArgsKwargsAndValues) {
 TEST(CeleryInterop, PythonSeesCppExceptionsWithPythonTypes) {
   RedisServer server;
   CppSide cpp(server, cpp_worker_options());
-  auto out = run_python_client(server.url(), {
-      PyCall{"tasks.fail", {"bad value"}},
-      PyCall{"tasks.key_error", {"missing"}},
-      PyCall{"tasks.add", {1, 2, 3}},               // wrong arity
-      PyCall{"tasks.add", {"one", 2}},              // wrong type
-      PyCall{"tasks.add", {1}, {{"z", 2}}},         // unknown keyword
-      PyCall{"tasks.does_not_exist", {1}},          // unregistered
-  });
+  auto out = run_python_client(
+      server.url(), {
+                        PyCall{"tasks.fail", {"bad value"}}, PyCall{"tasks.key_error", {"missing"}},
+                        PyCall{"tasks.add", {1, 2, 3}},        // wrong arity
+                        PyCall{"tasks.add", {"one", 2}},       // wrong type
+                        PyCall{"tasks.add", {1}, {{"z", 2}}},  // unknown keyword
+                        PyCall{"tasks.does_not_exist", {1}},   // unregistered
+                    });
   ASSERT_EQ(out.size(), 6u) << out.dump();
   EXPECT_EQ(outcome(out, 0)["state"], "FAILURE");
   EXPECT_EQ(outcome(out, 0)["exc_type"], "ValueError");
@@ -212,11 +216,16 @@ TEST(CeleryInterop, PythonSeesCppExceptionsWithPythonTypes) {
     EXPECT_EQ(outcome(out, i)["exc_type"], "TypeError") << out[i].dump();
     EXPECT_EQ(outcome(out, i)["exc_module"], "builtins") << out[i].dump();
   }
-  EXPECT_NE(outcome(out, 2)["exc_args"][0].get<std::string>().find("takes 2 positional arguments but 3 were given"),
-            std::string::npos) << out[2].dump();
-  EXPECT_NE(outcome(out, 3)["exc_args"][0].get<std::string>().find("'x'"), std::string::npos) << out[3].dump();
-  EXPECT_NE(outcome(out, 4)["exc_args"][0].get<std::string>().find("unexpected keyword argument 'z'"),
-            std::string::npos) << out[4].dump();
+  EXPECT_NE(outcome(out, 2)["exc_args"][0].get<std::string>().find(
+                "takes 2 positional arguments but 3 were given"),
+            std::string::npos)
+      << out[2].dump();
+  EXPECT_NE(outcome(out, 3)["exc_args"][0].get<std::string>().find("'x'"), std::string::npos)
+      << out[3].dump();
+  EXPECT_NE(
+      outcome(out, 4)["exc_args"][0].get<std::string>().find("unexpected keyword argument 'z'"),
+      std::string::npos)
+      << out[4].dump();
   EXPECT_EQ(outcome(out, 5)["state"], "FAILURE");
   EXPECT_EQ(outcome(out, 5)["exc_type"], "NotRegistered");
   EXPECT_EQ(cpp.worker.counters().failed, 5u);
@@ -225,12 +234,20 @@ TEST(CeleryInterop, PythonSeesCppExceptionsWithPythonTypes) {
 TEST(CeleryInterop, PythonClientRetriesExpiresAndCountdownOnCppWorker) {
   RedisServer server;
   CppSide cpp(server, cpp_worker_options());
-  auto out = run_python_client(server.url(), {
-      PyCall{"tasks.retry_twice", {"again"}},
-      PyCall{"tasks.whoami", Json::array(), Json::object(), {{"expires_in", -5}}},  // already expired
-      PyCall{"tasks.context", Json::array(), Json::object(), {{"countdown", 1.5}}},
-      PyCall{"tasks.context", Json::array(), Json::object(), {{"expires_in", 60}, {"queue", "celery"}}},
-  });
+  auto out = run_python_client(
+      server.url(),
+      {
+          PyCall{"tasks.retry_twice", {"again"}},
+          PyCall{"tasks.whoami",
+                 Json::array(),
+                 Json::object(),
+                 {{"expires_in", -5}}},  // already expired
+          PyCall{"tasks.context", Json::array(), Json::object(), {{"countdown", 1.5}}},
+          PyCall{"tasks.context",
+                 Json::array(),
+                 Json::object(),
+                 {{"expires_in", 60}, {"queue", "celery"}}},
+      });
   ASSERT_EQ(out.size(), 4u) << out.dump();
   EXPECT_EQ(outcome(out, 0)["state"], "SUCCESS") << out[0].dump();
   EXPECT_EQ(outcome(out, 0)["result"], Json::array({"again", 2}));
@@ -372,7 +389,11 @@ void share_a_queue(tq::WorkerOptions cpp_options, int kTasks) {
   }
   client.publish_many(batch);
   r::Connection redis = r::Connection::connect(server.url());
-  ASSERT_TRUE(eventually([&] { return redis.command({"LLEN", kDoneList}).integer() >= kTasks; }, 60s))
+  ASSERT_TRUE(eventually(
+      [&] {
+        return redis.command({"LLEN", kDoneList}).integer() >= kTasks;
+      },
+      60s))
       << "done: " << redis.command({"LLEN", kDoneList}).integer();
   // both results agree with the journal of who ran what
   std::map<std::string, int> runs;
@@ -398,7 +419,11 @@ void share_a_queue(tq::WorkerOptions cpp_options, int kTasks) {
   }
   EXPECT_EQ(by_py, py_runs);
   EXPECT_TRUE(eventually([&] { return redis.command({"HLEN", "unacked"}).integer() == 0; }, 10s));
-  EXPECT_TRUE(eventually([&] { return redis.command({"ZCARD", "unacked_index"}).integer() == 0; }, 10s));
+  EXPECT_TRUE(eventually(
+      [&] {
+        return redis.command({"ZCARD", "unacked_index"}).integer() == 0;
+      },
+      10s));
 }
 
 }  // namespace
@@ -419,12 +444,14 @@ TEST(CeleryInterop, BatchedReservesShareAQueueWithAPythonWorker) {
 TEST(CeleryInterop, CeleryInspectPingListsTheCppWorker) {
   RedisServer server;
   CppSide cpp(server, cpp_worker_options());
-  auto ping = celeriac::tq::test::run_celery_cli(server.url(), {"inspect", "ping", "--timeout", "3"});
+  auto ping =
+      celeriac::tq::test::run_celery_cli(server.url(), {"inspect", "ping", "--timeout", "3"});
   EXPECT_EQ(ping.exit_code, 0) << ping.output;
   EXPECT_NE(ping.output.find("cpp@celeriac-test: OK"), std::string::npos) << ping.output;
   EXPECT_NE(ping.output.find("pong"), std::string::npos) << ping.output;
   auto reg = celeriac::tq::test::run_celery_cli(
-      server.url(), {"inspect", "registered", "-d", "cpp@celeriac-test", "--timeout", "3", "--json"});
+      server.url(),
+      {"inspect", "registered", "-d", "cpp@celeriac-test", "--timeout", "3", "--json"});
   EXPECT_EQ(reg.exit_code, 0) << reg.output;
   EXPECT_NE(reg.output.find("tasks.retry_twice"), std::string::npos) << reg.output;
   // a node that does not exist: Celery reports nobody replied
@@ -486,7 +513,9 @@ TEST(CeleryInterop, CppWorkerReconnectsAfterRedisRestartAndLosesNothing) {
       60s);
   std::string log;
   for (auto& line : ring->last_formatted()) log += line;
-  EXPECT_TRUE(all) << "ran " << cpp.journal.marked_count() << " of " << acknowledged.size() << "; log:\n" << log;
+  EXPECT_TRUE(all) << "ran " << cpp.journal.marked_count() << " of " << acknowledged.size()
+                   << "; log:\n"
+                   << log;
   // the worker said what happened, and kept consuming after the restart
   EXPECT_NE(log.find("retrying in"), std::string::npos) << log;
   EXPECT_TRUE(cpp.worker.running());

@@ -6,8 +6,8 @@
 
 #include <atomic>
 #include <chrono>
-#include <map>
 #include <cstdio>
+#include <map>
 #include <string>
 #include <thread>
 #include <vector>
@@ -49,8 +49,8 @@ TEST(RedisRecovery, KilledWorkerHoldingABatchLosesNothing) {
   const std::string broker = server.url() + "?visibility_timeout=2";
   TempDir dir("celeriac-recovery");
   // The README's example app as the worker that dies: 2 threads, 16 held.
-  ChildProcess doomed({CELERIAC_TASKS_APP, "--broker", broker, "--backend", server.url(), "worker", "-c", "2",
-                       "--prefetch-multiplier", "8", "--acks-late", "-n", "doomed@test"},
+  ChildProcess doomed({CELERIAC_TASKS_APP, "--broker", broker, "--backend", server.url(), "worker",
+                       "-c", "2", "--prefetch-multiplier", "8", "--acks-late", "-n", "doomed@test"},
                       dir.path() / "doomed.log");
   ASSERT_TRUE(doomed.wait_for_log("ready", 30s)) << doomed.log();
 
@@ -73,9 +73,12 @@ TEST(RedisRecovery, KilledWorkerHoldingABatchLosesNothing) {
   tq::Worker rescuer(app, o);
   rescuer.start();
   for (auto& r : results) EXPECT_EQ(r.get(60s), 300);
-  double recovery = std::chrono::duration<double>(std::chrono::steady_clock::now() - killed_at).count();
-  std::printf("held at the kill: %lld messages; all 40 done %.1f s after the kill (visibility timeout 2 s)\n",
-              held, recovery);
+  double recovery =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - killed_at).count();
+  std::printf(
+      "held at the kill: %lld messages; all 40 done %.1f s after the kill (visibility timeout 2 "
+      "s)\n",
+      held, recovery);
   EXPECT_TRUE(eventually([&] { return redis_int(server, {"HLEN", "unacked"}) == 0; }, 10s));
   EXPECT_EQ(redis_int(server, {"ZCARD", "unacked_index"}), 0);
   rescuer.stop();
@@ -119,6 +122,6 @@ TEST(RedisRecovery, BatchPublishAcrossARestartIsExactlyOnceOrReported) {
   std::size_t failed_in = 0;
   for (auto& id : failed) failed_in += seen.count(id);
   EXPECT_EQ(seen.size(), published.size() + failed_in);
-  std::printf("%d batches: %zu tasks published exactly once, %zu reported as not published\n", batches,
-              published.size(), failed.size());
+  std::printf("%d batches: %zu tasks published exactly once, %zu reported as not published\n",
+              batches, published.size(), failed.size());
 }

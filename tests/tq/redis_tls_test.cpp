@@ -234,7 +234,8 @@ TEST(RedisTls, BrokerBackendAndWorkerEndToEnd) {
   for (std::int64_t i = 0; i < 50; ++i) results.push_back(add.delay(i, 1000));
   for (std::int64_t i = 0; i < 50; ++i) EXPECT_EQ(results[i].get(30s), i + 1000);
   // Remote control over rediss:// too: Celery's own CLI pings the C++ worker.
-  auto ping = tq::test::run_celery_cli(server.url(), {"inspect", "ping", "-d", "cpp@celeriac-tls", "--timeout", "10"});
+  auto ping = tq::test::run_celery_cli(
+      server.url(), {"inspect", "ping", "-d", "cpp@celeriac-tls", "--timeout", "10"});
   EXPECT_EQ(ping.exit_code, 0) << ping.output;
   EXPECT_NE(ping.output.find("cpp@celeriac-tls: OK"), std::string::npos) << ping.output;
   worker.stop();

@@ -42,7 +42,8 @@ class TaskHandle {
   template <class... Args>
   AsyncResult<result_type> delay(Args&&... args) const;
   /// Sends with options; args as a JSON array and kwargs object.
-  AsyncResult<result_type> apply_async(Json args, Json kwargs = Json::object(), const CallOptions& options = {}) const;
+  AsyncResult<result_type> apply_async(Json args, Json kwargs = Json::object(),
+                                       const CallOptions& options = {}) const;
   /// Sends with options and typed positional args.
   template <class... Args>
   AsyncResult<result_type> apply_async_with(const CallOptions& options, Args&&... args) const;
@@ -106,10 +107,11 @@ class App {
   std::vector<std::string> task_names() const;
 
   /// Sends task `name` (need not be registered here, e.g. a Python task).
-  AsyncResult<Json> send_task(const std::string& name, Json args = Json::array(), Json kwargs = Json::object(),
-                              const CallOptions& options = {});
+  AsyncResult<Json> send_task(const std::string& name, Json args = Json::array(),
+                              Json kwargs = Json::object(), const CallOptions& options = {});
   /// Builds the message for a call (no I/O); used by send_task and tests.
-  TaskMessage build_message(const std::string& name, Json args, Json kwargs, const CallOptions& options) const;
+  TaskMessage build_message(const std::string& name, Json args, Json kwargs,
+                            const CallOptions& options) const;
   /// Publishes a built message (with the publish retry policy). Returns its id.
   std::string publish(const TaskMessage& message, const CallOptions& options = {});
   /// Publishes many messages in one broker batch: one round trip on Redis
@@ -119,14 +121,16 @@ class App {
   /// Sends one call of task `name` per element of `args_list` (each a JSON
   /// array of positional arguments) as one batch (see publish_many());
   /// returns their results in order.
-  std::vector<AsyncResult<Json>> send_many(const std::string& name, const std::vector<Json>& args_list,
+  std::vector<AsyncResult<Json>> send_many(const std::string& name,
+                                           const std::vector<Json>& args_list,
                                            const CallOptions& options = {});
 
   /// Adds a beat entry (Celery's add_periodic_task): `schedule` is a
   /// std::chrono duration or a tq::crontab(...); `call` what to send. Throws
   /// ConfigError naming the entry for a duplicate name or a bad field.
   /// `./app beat` and `./app worker -B` run them (docs/tq-beat.md).
-  void add_periodic_task(Schedule schedule, TaskCall call, std::string name, PeriodicOptions options = {});
+  void add_periodic_task(Schedule schedule, TaskCall call, std::string name,
+                         PeriodicOptions options = {});
   /// The beat entries added so far.
   std::vector<PeriodicEntry> periodic_tasks() const;
 
@@ -167,7 +171,8 @@ class App {
 /// Sends the task with positional args (Celery's delay()).
 template <class R, class... A>
 template <class... Args>
-AsyncResult<typename TaskHandle<R, A...>::result_type> TaskHandle<R, A...>::delay(Args&&... args) const {
+AsyncResult<typename TaskHandle<R, A...>::result_type> TaskHandle<R, A...>::delay(
+    Args&&... args) const {
   return apply_async_with(CallOptions{}, std::forward<Args>(args)...);
 }
 

@@ -29,7 +29,8 @@ template <class T = Json>
 class AsyncResult : public Future<T> {
  public:
   /// Watches task `id` of `app`.
-  AsyncResult(App& app, std::string id) : AsyncResult(app, std::move(id), futures::detail::make_state<T>()) {}
+  AsyncResult(App& app, std::string id)
+      : AsyncResult(app, std::move(id), futures::detail::make_state<T>()) {}
 
   /// The task id.
   const std::string& id() const noexcept { return id_; }
@@ -90,8 +91,9 @@ class AsyncResult : public Future<T> {
               try {
                 s->try_set_value(m.result.template get<T>());
               } catch (const std::exception& e) {
-                s->try_set_exception(std::make_exception_ptr(type_error(
-                    std::string("result of task ") + m.task_id + " does not convert: " + e.what())));
+                s->try_set_exception(
+                    std::make_exception_ptr(type_error(std::string("result of task ") + m.task_id +
+                                                       " does not convert: " + e.what())));
               }
             }
           } else {

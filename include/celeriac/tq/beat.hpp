@@ -40,10 +40,10 @@ struct BeatOptions {
 
 /// What `beat --list` shows for an entry.
 struct BeatEntryStatus {
-  std::string name;      ///< the entry's name
-  std::string task;      ///< the task it sends
-  std::string schedule;  ///< Schedule::describe()
-  bool enabled = true;   ///< false: kept, never sent
+  std::string name;                                               ///< the entry's name
+  std::string task;                                               ///< the task it sends
+  std::string schedule;                                           ///< Schedule::describe()
+  bool enabled = true;                                            ///< false: kept, never sent
   std::optional<std::chrono::system_clock::time_point> last_run;  ///< slot last sent
   std::optional<std::chrono::system_clock::time_point> next_run;  ///< nullopt when disabled
   std::uint64_t total_runs = 0;  ///< slots sent so far (stored state)

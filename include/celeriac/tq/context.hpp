@@ -20,8 +20,12 @@ class Retry : public Error {
  public:
   /// A retry in `countdown` seconds (nullopt: the task's default), with `max_retries` overriding
   /// the task's and `exc` the cause.
-  Retry(std::optional<double> countdown, std::optional<int> max_retries, std::exception_ptr exc, std::string what)
-      : Error(std::move(what)), countdown_(countdown), max_retries_(max_retries), exc_(std::move(exc)) {}
+  Retry(std::optional<double> countdown, std::optional<int> max_retries, std::exception_ptr exc,
+        std::string what)
+      : Error(std::move(what)),
+        countdown_(countdown),
+        max_retries_(max_retries),
+        exc_(std::move(exc)) {}
   /// Seconds until the retry runs (nullopt = the task's default_retry_delay).
   std::optional<double> countdown() const noexcept { return countdown_; }
   /// Overrides the task's max_retries for this decision.
@@ -80,9 +84,11 @@ class Context {
   /// (same id, retries + 1, eta = now + countdown) and a RETRY state, or a
   /// FAILURE once max_retries is exceeded (with `exc` if given, else
   /// MaxRetriesExceededError). Call as `ctx.retry(2.0);` — never returns.
-  [[noreturn]] void retry(std::optional<double> countdown = std::nullopt, std::exception_ptr exc = nullptr,
+  [[noreturn]] void retry(std::optional<double> countdown = std::nullopt,
+                          std::exception_ptr exc = nullptr,
                           std::optional<int> max_retries = std::nullopt) const {
-    std::string what = "Retry in " + (countdown ? std::to_string(*countdown) + "s" : std::string("default delay"));
+    std::string what =
+        "Retry in " + (countdown ? std::to_string(*countdown) + "s" : std::string("default delay"));
     throw Retry(countdown, max_retries, std::move(exc), std::move(what));
   }
 

@@ -42,7 +42,7 @@ struct PeriodicOptions {
 
 /// One schedule entry.
 struct PeriodicEntry {
-  std::string name;  ///< unique within a schedule; the key of its stored state
+  std::string name;         ///< unique within a schedule; the key of its stored state
   Schedule schedule;        ///< when
   TaskCall call;            ///< what is sent
   PeriodicOptions options;  ///< how

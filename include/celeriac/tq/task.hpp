@@ -5,8 +5,8 @@
 #include <cmath>
 #include <exception>
 #include <functional>
-#include <memory>
 #include <limits>
+#include <memory>
 #include <optional>
 #include <string>
 #include <tuple>
@@ -68,22 +68,22 @@ struct RetryPolicy {
 
 /// Options of apply_async()/send_task().
 struct CallOptions {
-  std::optional<double> countdown;       ///< seconds from now -> headers.eta
-  std::optional<TimePoint> eta;          ///< absolute earliest run time
-  std::optional<double> expires_in;      ///< seconds from now -> headers.expires
-  std::optional<TimePoint> expires;      ///< absolute expiry
-  std::string queue;                     ///< "" = task's or app's default queue
-  std::optional<int> priority;           ///< 0 (highest) .. 9, Redis meaning
-  std::string task_id;                   ///< "" = new UUID4
-  std::optional<bool> ignore_result;     ///< default: the task's setting
+  std::optional<double> countdown;              ///< seconds from now -> headers.eta
+  std::optional<TimePoint> eta;                 ///< absolute earliest run time
+  std::optional<double> expires_in;             ///< seconds from now -> headers.expires
+  std::optional<TimePoint> expires;             ///< absolute expiry
+  std::string queue;                            ///< "" = task's or app's default queue
+  std::optional<int> priority;                  ///< 0 (highest) .. 9, Redis meaning
+  std::string task_id;                          ///< "" = new UUID4
+  std::optional<bool> ignore_result;            ///< default: the task's setting
   OrderedJson headers = OrderedJson::object();  ///< custom headers (Context::headers())
-  bool retry = true;                     ///< retry publishing on BrokerError
-  RetryPolicy retry_policy;              ///< how publishing is retried on BrokerError
-  std::optional<double> time_limit;       ///< headers.timelimit[0]
-  std::optional<double> soft_time_limit;  ///< headers.timelimit[1]
-  std::optional<std::string> parent_id;   ///< headers.parent_id
-  std::optional<std::string> root_id;     ///< headers.root_id
-  std::optional<std::string> shadow;      ///< headers.shadow
+  bool retry = true;                            ///< retry publishing on BrokerError
+  RetryPolicy retry_policy;                     ///< how publishing is retried on BrokerError
+  std::optional<double> time_limit;             ///< headers.timelimit[0]
+  std::optional<double> soft_time_limit;        ///< headers.timelimit[1]
+  std::optional<std::string> parent_id;         ///< headers.parent_id
+  std::optional<std::string> root_id;           ///< headers.root_id
+  std::optional<std::string> shadow;            ///< headers.shadow
 };
 
 /// A registered task, type-erased: what the worker runs.
@@ -109,20 +109,26 @@ std::string json_type_name(const Json& j);
 template <class T>
 std::string cpp_type_name() {
   using U = std::decay_t<T>;
-  if constexpr (std::is_same_v<U, bool>) return "bool";
-  else if constexpr (std::is_integral_v<U>) return "int";
-  else if constexpr (std::is_floating_point_v<U>) return "float";
-  else if constexpr (std::is_same_v<U, std::string>) return "str";
-  else if constexpr (std::is_same_v<U, Json>) return "any";
-  else return "a value convertible from JSON";
+  if constexpr (std::is_same_v<U, bool>)
+    return "bool";
+  else if constexpr (std::is_integral_v<U>)
+    return "int";
+  else if constexpr (std::is_floating_point_v<U>)
+    return "float";
+  else if constexpr (std::is_same_v<U, std::string>)
+    return "str";
+  else if constexpr (std::is_same_v<U, Json>)
+    return "any";
+  else
+    return "a value convertible from JSON";
 }
 
 template <class T>
 std::decay_t<T> convert_arg(const std::string& task, const std::string& param, const Json& j) {
   using U = std::decay_t<T>;
   auto fail = [&]() -> TaskError {
-    return type_error(task + "() argument '" + param + "' must be " + cpp_type_name<U>() + ", got " +
-                      json_type_name(j) + " " + dumps(j));
+    return type_error(task + "() argument '" + param + "' must be " + cpp_type_name<U>() +
+                      ", got " + json_type_name(j) + " " + dumps(j));
   };
   if constexpr (std::is_same_v<U, Json>) {
     return j;
@@ -131,15 +137,17 @@ std::decay_t<T> convert_arg(const std::string& task, const std::string& param, c
     return j.get<bool>();
   } else if constexpr (std::is_integral_v<U>) {
     if (j.is_number_integer() || j.is_number_unsigned()) {
-      if (j.is_number_unsigned() ? j.get<std::uint64_t>() > static_cast<std::uint64_t>(std::numeric_limits<U>::max())
-                                 : (j.get<std::int64_t>() < static_cast<std::int64_t>(std::numeric_limits<U>::min()) ||
-                                    (j.get<std::int64_t>() > 0 &&
-                                     static_cast<std::uint64_t>(j.get<std::int64_t>()) >
-                                         static_cast<std::uint64_t>(std::numeric_limits<U>::max()))))
+      if (j.is_number_unsigned()
+              ? j.get<std::uint64_t>() > static_cast<std::uint64_t>(std::numeric_limits<U>::max())
+              : (j.get<std::int64_t>() < static_cast<std::int64_t>(std::numeric_limits<U>::min()) ||
+                 (j.get<std::int64_t>() > 0 &&
+                  static_cast<std::uint64_t>(j.get<std::int64_t>()) >
+                      static_cast<std::uint64_t>(std::numeric_limits<U>::max()))))
         throw type_error(task + "() argument '" + param + "' is out of range: " + dumps(j));
       return j.get<U>();
     }
-    if (j.is_number_float() && std::isfinite(j.get<double>()) && std::floor(j.get<double>()) == j.get<double>()) {
+    if (j.is_number_float() && std::isfinite(j.get<double>()) &&
+        std::floor(j.get<double>()) == j.get<double>()) {
       // Python accepts 3.0 for an int; the range check keeps the cast defined.
       double d = j.get<double>();
       if (d < static_cast<double>(std::numeric_limits<U>::min()) ||
@@ -158,16 +166,17 @@ std::decay_t<T> convert_arg(const std::string& task, const std::string& param, c
     try {
       return j.get<U>();
     } catch (const nlohmann::json::exception& e) {
-      throw type_error(task + "() argument '" + param + "' has the wrong shape: " + e.what() + " (got " +
-                       dumps(j) + ")");
+      throw type_error(task + "() argument '" + param + "' has the wrong shape: " + e.what() +
+                       " (got " + dumps(j) + ")");
     }
   }
 }
 
 /// Resolves positional + keyword arguments to one JSON value per parameter,
 /// with Python's TypeError messages.
-std::vector<const Json*> bind_arguments(const std::string& task, const std::vector<std::string>& params,
-                                        const Json& args, const Json& kwargs);
+std::vector<const Json*> bind_arguments(const std::string& task,
+                                        const std::vector<std::string>& params, const Json& args,
+                                        const Json& kwargs);
 
 /// @cond INTERNAL (Doxygen cannot follow this recursive specialization)
 template <class T>
@@ -203,9 +212,10 @@ struct DropFirst<std::tuple<>> {  // zero-parameter tasks (std::conditional_t na
 
 /// The typed task's parameter list (without a leading Context&).
 template <class F>
-using TaskArgs = std::conditional_t<TakesContext<typename FnTraits<std::decay_t<F>>::args>::value,
-                                    typename DropFirst<typename FnTraits<std::decay_t<F>>::args>::type,
-                                    typename FnTraits<std::decay_t<F>>::args>;
+using TaskArgs =
+    std::conditional_t<TakesContext<typename FnTraits<std::decay_t<F>>::args>::value,
+                       typename DropFirst<typename FnTraits<std::decay_t<F>>::args>::type,
+                       typename FnTraits<std::decay_t<F>>::args>;
 
 template <class R>
 struct IsAioTask : std::false_type {};

@@ -19,8 +19,8 @@ inline constexpr std::size_t kDefaultAsyncConcurrency = 100;
 
 /// Worker settings (celery worker options of the same meaning).
 struct WorkerOptions {
-  std::string hostname;                                  ///< "" = celery@<host>
-  std::vector<std::string> queues;                       ///< -Q; empty = the app's default queue
+  std::string hostname;             ///< "" = celery@<host>
+  std::vector<std::string> queues;  ///< -Q; empty = the app's default queue
   /// -P: "threads" (default), "processes" (each task in a child process of
   /// celeriac::mp: a crash fails only its task), "async" (coroutine tasks on
   /// one event loop; plain tasks go to aio::to_thread) or "solo" (one at a
@@ -28,29 +28,29 @@ struct WorkerOptions {
   std::string pool = "threads";
   /// -c; 0 = hardware threads (async: kDefaultAsyncConcurrency tasks at once; solo: 1)
   int concurrency = 0;
-  int prefetch_multiplier = 4;                           ///< messages held per pool slot
-  bool acks_late = false;                                ///< ack after the task finished
+  int prefetch_multiplier = 4;  ///< messages held per pool slot
+  bool acks_late = false;       ///< ack after the task finished
   /// With acks_late: a task whose child process died is put back in its
   /// queue instead of failing with WorkerLostError (processes pool).
   bool reject_on_worker_lost = false;
   /// processes pool: a child is replaced after this many tasks (0: never).
   std::size_t max_tasks_per_child = 0;
-  std::size_t max_message_size = kDefaultMaxMessageSize; ///< bigger envelopes are dead-lettered
+  std::size_t max_message_size = kDefaultMaxMessageSize;  ///< bigger envelopes are dead-lettered
   /// kombu's visibility timeout: while the worker runs it renews its own
   /// reservations and restores any older than this (a crashed worker's)
   /// every quarter of it. 0 = the broker URL's `?visibility_timeout=S`, else 1 h.
   std::chrono::seconds visibility_timeout{0};
-  std::chrono::milliseconds poll_interval{100};          ///< reserve() timeout per round
+  std::chrono::milliseconds poll_interval{100};  ///< reserve() timeout per round
 };
 
 /// Counters, for stats/tests.
 struct WorkerCounters {
-  std::uint64_t received = 0;      ///< messages taken from the broker
-  std::uint64_t succeeded = 0;     ///< finished with a result
-  std::uint64_t failed = 0;        ///< finished with an error (FAILURE)
-  std::uint64_t retried = 0;       ///< republished for a retry
-  std::uint64_t revoked = 0;       ///< expired or revoked
-  std::uint64_t dead_lettered = 0; ///< malformed, unknown, canvas, oversized
+  std::uint64_t received = 0;       ///< messages taken from the broker
+  std::uint64_t succeeded = 0;      ///< finished with a result
+  std::uint64_t failed = 0;         ///< finished with an error (FAILURE)
+  std::uint64_t retried = 0;        ///< republished for a retry
+  std::uint64_t revoked = 0;        ///< expired or revoked
+  std::uint64_t dead_lettered = 0;  ///< malformed, unknown, canvas, oversized
 };
 
 /// Consumes queues of an App and runs its tasks. start() returns at once;

@@ -170,7 +170,6 @@ if #nxt == 2 then return {#due, nxt[2]} end
 return {#due, '-1'}
 )lua");
 
-
 std::string fmt_time(double t) {
   char buf[64];
   auto r = std::to_chars(buf, buf + sizeof buf, t, std::chars_format::fixed, 6);
@@ -240,7 +239,8 @@ BrokerOptions options_from_url(const tq::Url& url, BrokerOptions o) {
                         "' is not a non-negative integer");
     return x;
   };
-  if (!url.param("visibility_timeout").empty()) o.visibility_timeout = tq::visibility_timeout_of(url);
+  if (!url.param("visibility_timeout").empty())
+    o.visibility_timeout = tq::visibility_timeout_of(url);
   o.eta_parking = num("eta_parking", o.eta_parking ? 1 : 0) != 0;
   o.refresh_interval = std::chrono::milliseconds(num("refresh_ms", o.refresh_interval.count()));
   o.ack_delay = std::chrono::microseconds(num("ack_delay_us", o.ack_delay.count()));
@@ -347,21 +347,24 @@ void RedisBroker::publish_once(Pipeline p, std::size_t count) {
       unknown = true;
       auto replies = (**c).transaction(p);
       unknown = false;
-      if (!replies) throw ReplyError("Redis " + (**c).describe() + ": batch publish: transaction aborted");
+      if (!replies)
+        throw ReplyError("Redis " + (**c).describe() + ": batch publish: transaction aborted");
       for (auto& r : *replies)
-        if (r.is_error()) throw ReplyError("Redis " + (**c).describe() + ": batch publish: " + r.str());
+        if (r.is_error())
+          throw ReplyError("Redis " + (**c).describe() + ": batch publish: " + r.str());
       return;
     } catch (...) {
       if (!is_conn_error()) throw;
       if (c) (**c).close();
       pool_.clear();
       if (SteadyClock::now() >= deadline)
-        throw BrokerError("Redis " + url_.redacted() + ": batch publish of " + std::to_string(count) +
-                          " message(s) failed: " +
-                          (unknown ? "the server went away before confirming; whether the batch went in (all "
-                                     "of it or none: it is atomic) could not be learned before the reconnect "
-                                     "deadline"
-                                   : "none of them was published (the batch is atomic)"));
+        throw BrokerError(
+            "Redis " + url_.redacted() + ": batch publish of " + std::to_string(count) +
+            " message(s) failed: " +
+            (unknown ? "the server went away before confirming; whether the batch went in (all "
+                       "of it or none: it is atomic) could not be learned before the reconnect "
+                       "deadline"
+                     : "none of them was published (the batch is atomic)"));
     }
   }
 }
@@ -391,8 +394,12 @@ std::vector<Delivery> RedisBroker::pop(Connection& c, const ConsumeKeys& k, int 
     std::lock_guard lk(mu_);
     unsure_ = UnsurePop{token, pre_index, pre_env};
   }
-  std::vector<std::string> args{std::to_string(max), fmt_time(unix_now()), std::to_string(pre_index),
-                                pre_env, receipt_key_, token};
+  std::vector<std::string> args{std::to_string(max),
+                                fmt_time(unix_now()),
+                                std::to_string(pre_index),
+                                pre_env,
+                                receipt_key_,
+                                token};
   args.insert(args.end(), k.bases.begin(), k.bases.end());
   // the acks recorded since the last round trip travel with this pop
   std::vector<std::string> acks = take_pending_acks();
@@ -433,7 +440,8 @@ std::vector<Delivery> RedisBroker::pop(Connection& c, const ConsumeKeys& k, int 
 // After a reconnect: the lost pop either ran (its receipt names its token;
 // its messages are in unacked and are taken back from there) or did not (a
 // message BRPOP had already taken is popped into unacked again).
-std::vector<Delivery> RedisBroker::recover_unsure(Connection& c, const ConsumeKeys& k, std::size_t max) {
+std::vector<Delivery> RedisBroker::recover_unsure(Connection& c, const ConsumeKeys& k,
+                                                  std::size_t max) {
   std::optional<UnsurePop> u;
   {
     std::lock_guard lk(mu_);
@@ -460,7 +468,9 @@ std::vector<Delivery> RedisBroker::recover_unsure(Connection& c, const ConsumeKe
         Reply entry = c.command({"HGET", "unacked", d.tag});
         if (!entry.is_string()) continue;  // restored or acked by someone meanwhile
         OrderedJson j = loads_ordered(entry.str());
-        d.envelope = j.is_array() && !j.empty() ? (j[0].is_string() ? j[0].get<std::string>() : dumps(j[0])) : "";
+        d.envelope = j.is_array() && !j.empty()
+                         ? (j[0].is_string() ? j[0].get<std::string>() : dumps(j[0]))
+                         : "";
         d.queue = k.bases[idx - 1];
         d.priority = k.steps[idx - 1];
         d.redelivered = d.envelope.find("\"redelivered\": true") != std::string::npos;
@@ -715,7 +725,8 @@ void RedisBroker::start_acker() {
         failed = true;  // server away: they stay pending; reserve() reports the outage
       }
       lk.lock();
-      if (failed) acker_cv_.wait_for(lk, std::chrono::milliseconds(100), [this] { return acker_stop_; });
+      if (failed)
+        acker_cv_.wait_for(lk, std::chrono::milliseconds(100), [this] { return acker_stop_; });
     }
   });
 }

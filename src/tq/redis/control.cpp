@@ -20,7 +20,6 @@ namespace {
 constexpr std::string_view kSep = "\x06\x16";
 constexpr const char* kVersion = "0.1.0";
 
-
 Json loadavg() {
   double l[3] = {0, 0, 0};
   if (::getloadavg(l, 3) != 3) return Json::array({0.0, 0.0, 0.0});

@@ -113,7 +113,8 @@ std::vector<bool> RedisResultBackend::store_many(std::span<const ResultMeta> met
       out.reserve(items.size());
       for (std::size_t i = 0; i < items.size(); ++i) {
         Reply r = std::move(replies.at(i));
-        if (detail::is_noscript(r)) r = store_script.run(c, {items[i].first}, {items[i].second, ex});
+        if (detail::is_noscript(r))
+          r = store_script.run(c, {items[i].first}, {items[i].second, ex});
         if (r.is_error()) throw ReplyError("Redis " + c.describe() + ": store script: " + r.str());
         out.push_back(r.integer() == 1);
       }
@@ -284,8 +285,8 @@ bool RedisResultBackend::wait_for_change(std::uint64_t* cursor, std::chrono::mil
 
 void RedisResultBackend::remember_published(const std::string& id, const std::string& data) {
   // Celery's meta JSON starts with its status; only ready states are final
-  static constexpr std::string_view kReady[] = {R"({"status": "SUCCESS")", R"({"status": "FAILURE")",
-                                                R"({"status": "REVOKED")"};
+  static constexpr std::string_view kReady[] = {
+      R"({"status": "SUCCESS")", R"({"status": "FAILURE")", R"({"status": "REVOKED")"};
   std::lock_guard lk(mu_);
   bool ready = false;
   for (auto prefix : kReady) ready = ready || data.rfind(prefix, 0) == 0;

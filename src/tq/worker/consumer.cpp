@@ -15,7 +15,8 @@ using SteadyClock = std::chrono::steady_clock;
 // How often reservations are renewed and stale ones restored: a quarter of
 // the visibility timeout, between 1 s and 60 s.
 SteadyClock::duration maintenance_period(std::chrono::seconds visibility_timeout) {
-  return std::clamp<SteadyClock::duration>(visibility_timeout / 4, std::chrono::seconds(1), std::chrono::seconds(60));
+  return std::clamp<SteadyClock::duration>(visibility_timeout / 4, std::chrono::seconds(1),
+                                           std::chrono::seconds(60));
 }
 }  // namespace
 
@@ -75,7 +76,8 @@ void Consumer::loop() {
       std::unique_lock lock(mu_);
       if (stopping_) break;
       if (!eta_held_.empty())
-        timeout = std::min(timeout, std::chrono::duration_cast<milliseconds>(eta_held_.begin()->first - Clock::now()) +
+        timeout = std::min(timeout, std::chrono::duration_cast<milliseconds>(
+                                        eta_held_.begin()->first - Clock::now()) +
                                         milliseconds(1));
       capacity = in_flight_ >= settings_.window ? 0 : settings_.window - in_flight_;
     }

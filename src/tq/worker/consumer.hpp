@@ -1,9 +1,9 @@
 // The consumer: reserves messages from the broker into the prefetch window
 // and hands them to the execution pool (decoding happens there, in parallel),
-// holds those the lifecycle finds with a future ETA until due, and — while it runs — renews this worker's
-// reservations and restores other workers' stale ones (kombu's visibility
-// timeout), so a crashed worker's messages come back without a restart.
-// Acknowledgements are batched by the broker, not here.
+// holds those the lifecycle finds with a future ETA until due, and — while it runs — renews this
+// worker's reservations and restores other workers' stale ones (kombu's visibility timeout), so a
+// crashed worker's messages come back without a restart. Acknowledgements are batched by the
+// broker, not here.
 #pragma once
 
 #include <chrono>
@@ -23,10 +23,10 @@ namespace celeriac::tq::detail {
 
 /// Consumer settings, fixed when the worker starts.
 struct ConsumerSettings {
-  std::vector<std::string> queues;                   ///< consumed, in priority order
-  std::size_t window = 4;                            ///< messages held at once (ETA-held excluded)
-  std::chrono::milliseconds poll_interval{100};      ///< longest reserve() wait
-  std::chrono::seconds visibility_timeout{3600};     ///< kombu's; restore/renew period derives from it
+  std::vector<std::string> queues;                ///< consumed, in priority order
+  std::size_t window = 4;                         ///< messages held at once (ETA-held excluded)
+  std::chrono::milliseconds poll_interval{100};   ///< longest reserve() wait
+  std::chrono::seconds visibility_timeout{3600};  ///< kombu's; restore/renew period derives from it
 };
 
 class Consumer {

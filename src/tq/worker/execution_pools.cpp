@@ -46,7 +46,9 @@ class ThreadsPool final : public ExecutionPool {
 class ProcessesPool final : public ExecutionPool {
  public:
   ProcessesPool(JobRunner& runner, const PoolSettings& s)
-      : runner_(runner), children_(runner.app(), s.concurrency, s.max_tasks_per_child), waiters_(s.concurrency) {}
+      : runner_(runner),
+        children_(runner.app(), s.concurrency, s.max_tasks_per_child),
+        waiters_(s.concurrency) {}
   std::string_view name() const noexcept override { return "processes"; }
   std::size_t concurrency() const noexcept override { return waiters_.max_workers(); }
   void submit(JobPtr job) override {
@@ -89,7 +91,8 @@ class AsyncPool final : public ExecutionPool {
       std::lock_guard lock(mu_);
       ++running_;
     }
-    loop_->call_soon_threadsafe([this, job = std::move(job)]() mutable { loop_->spawn(run(std::move(job))); });
+    loop_->call_soon_threadsafe(
+        [this, job = std::move(job)]() mutable { loop_->spawn(run(std::move(job))); });
   }
   void shutdown() override {
     {
@@ -149,7 +152,8 @@ std::unique_ptr<ExecutionPool> make_execution_pool(std::string_view kind, JobRun
   if (kind == "processes") return std::make_unique<ProcessesPool>(runner, s);
   if (kind == "async") return std::make_unique<AsyncPool>(runner, s.concurrency);
   if (kind == "solo") return std::make_unique<SoloPool>(runner);
-  throw ConfigError("unknown pool '" + std::string(kind) + "' (expected threads, processes, async or solo)");
+  throw ConfigError("unknown pool '" + std::string(kind) +
+                    "' (expected threads, processes, async or solo)");
 }
 
 }  // namespace celeriac::tq::detail

@@ -46,7 +46,8 @@ bool is_worker_lost(const std::exception_ptr& e) {
 TaskMessage retry_message(const TaskMessage& m, double countdown) {
   TaskMessage next = m;
   next.retries = m.retries + 1;
-  next.eta = Clock::now() + std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(countdown));
+  next.eta = Clock::now() +
+             std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(countdown));
   next.parent_id = m.id;
   next.delivery_tag = make_uuid();
   next.redelivered = false;
@@ -58,7 +59,11 @@ TaskMessage retry_message(const TaskMessage& m, double countdown) {
 }  // namespace
 
 JobLifecycle::JobLifecycle(App& app, Broker& broker, WorkerBooks& books, LifecycleSettings settings)
-    : app_(app), broker_(broker), settings_(std::move(settings)), writer_(app.backend(), broker), books_(books) {}
+    : app_(app),
+      broker_(broker),
+      settings_(std::move(settings)),
+      writer_(app.backend(), broker),
+      books_(books) {}
 
 void JobLifecycle::stop_services() {
   for (auto& s : services_) {
@@ -123,7 +128,8 @@ ResultMeta JobLifecycle::make_meta(const TaskMessage& m, State state) const {
   return meta;
 }
 
-ResultMeta JobLifecycle::error_meta(const TaskMessage& m, const TaskError& err, const std::string& traceback) const {
+ResultMeta JobLifecycle::error_meta(const TaskMessage& m, const TaskError& err,
+                                    const std::string& traceback) const {
   ResultMeta meta = make_meta(m, err.state() == "REVOKED" ? State::Revoked : State::Failure);
   meta.result = Json(err.to_json());
   if (!traceback.empty()) meta.traceback = traceback;
@@ -131,8 +137,8 @@ ResultMeta JobLifecycle::error_meta(const TaskMessage& m, const TaskError& err, 
 }
 
 std::string JobLifecycle::traceback_for(const TaskMessage& m, const TaskError& e) const {
-  return "Traceback (most recent call last):\n  C++ task '" + m.task + "' [" + m.id + "] on " + settings_.hostname +
-         "\n" + e.exc_type() + ": " + e.message() + "\n";
+  return "Traceback (most recent call last):\n  C++ task '" + m.task + "' [" + m.id + "] on " +
+         settings_.hostname + "\n" + e.exc_type() + ": " + e.message() + "\n";
 }
 
 void JobLifecycle::ack(const Job& j) {
@@ -158,7 +164,8 @@ JobLifecycle::Admission JobLifecycle::admit(const JobPtr& job) {
   TaskMessage& m = job->msg;
   if (m.has_canvas()) {
     std::string why = "task " + m.task + "[" + m.id +
-                      "] carries canvas work (callbacks/errbacks/chain/chord), which this worker does not run yet";
+                      "] carries canvas work (callbacks/errbacks/chain/chord), which this worker "
+                      "does not run yet";
     dead_letter(d, why, m.id, m.task, TaskError("NotImplementedError", "builtins", why));
     return Admission::done;
   }
@@ -186,8 +193,10 @@ JobLifecycle::Admission JobLifecycle::admit(const JobPtr& job) {
   return Admission::run;
 }
 
-void JobLifecycle::dead_letter(const Delivery& d, const std::string& reason, const std::optional<std::string>& id,
-                               const std::optional<std::string>& name, const std::optional<TaskError>& error) {
+void JobLifecycle::dead_letter(const Delivery& d, const std::string& reason,
+                               const std::optional<std::string>& id,
+                               const std::optional<std::string>& name,
+                               const std::optional<TaskError>& error) {
   try {
     broker_.dead_letter(d, reason);
   } catch (const std::exception& e) {
@@ -199,15 +208,16 @@ void JobLifecycle::dead_letter(const Delivery& d, const std::string& reason, con
     m.task = name.value_or("");
     writer_.write(error_meta(m, *error, error->exc_type() + ": " + error->message() + "\n"));
   }
-  spdlog::error("dead-lettered message from queue '{}' (task {} id {}): {}", d.queue, name.value_or("?"),
-                id.value_or("?"), reason);
+  spdlog::error("dead-lettered message from queue '{}' (task {} id {}): {}", d.queue,
+                name.value_or("?"), id.value_or("?"), reason);
   count(&WorkerCounters::dead_lettered);
 }
 
 void JobLifecycle::revoke(Job& j, const std::string& why) {
   ack(j);
   if (should_store(j.msg, j.def)) writer_.write(error_meta(j.msg, task_revoked(why), ""));
-  spdlog::info("task {}[{}] {}", j.msg.task, j.msg.id, why == "expired" ? "expired: revoked" : "revoked");
+  spdlog::info("task {}[{}] {}", j.msg.task, j.msg.id,
+               why == "expired" ? "expired: revoked" : "revoked");
   if (has_services())
     emit(Json{{"type", "task-revoked"},
               {"uuid", j.msg.id},
@@ -253,9 +263,13 @@ bool JobLifecycle::begin(const JobPtr& job) {
   }
   if (!j.def) {
     switch (admit(job)) {
-      case Admission::run: break;
-      case Admission::held: return false;  // the consumer holds it; its window slot is free
-      case Admission::done: release(j); return false;
+      case Admission::run:
+        break;
+      case Admission::held:
+        return false;  // the consumer holds it; its window slot is free
+      case Admission::done:
+        release(j);
+        return false;
     }
   }
   const TaskMessage& m = j.msg;
@@ -273,7 +287,8 @@ bool JobLifecycle::begin(const JobPtr& job) {
   if (!acks_late(j)) ack(j);
   if (j.def->options.track_started && should_store(m, j.def)) {
     ResultMeta started = make_meta(m, State::Started);
-    started.result = Json{{"pid", static_cast<long long>(getpid())}, {"hostname", settings_.hostname}};
+    started.result =
+        Json{{"pid", static_cast<long long>(getpid())}, {"hostname", settings_.hostname}};
     writer_.write(std::move(started));
   }
   if (has_services()) emit(Json{{"type", "task-started"}, {"uuid", m.id}});
@@ -283,7 +298,8 @@ bool JobLifecycle::begin(const JobPtr& job) {
 
 void JobLifecycle::finish(Job& j, Outcome out) {
   const bool store_results = should_store(j.msg, j.def);
-  double runtime = std::chrono::duration<double>(std::chrono::steady_clock::now() - j.started).count();
+  double runtime =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - j.started).count();
   if (out.error && acks_late(j) && settings_.reject_on_worker_lost && is_worker_lost(out.error)) {
     requeue_lost(j);
   } else if (out.retry) {
@@ -308,7 +324,8 @@ void JobLifecycle::succeed(Job& j, Json result, double runtime) {
     ack(j);
   }
   if (has_services())
-    emit(Json{{"type", "task-succeeded"}, {"uuid", m.id}, {"result", "<result>"}, {"runtime", runtime}});
+    emit(Json{
+        {"type", "task-succeeded"}, {"uuid", m.id}, {"result", "<result>"}, {"runtime", runtime}});
   std::lock_guard lock(books_.mu);
   ++books_.counters.succeeded;
   ++books_.totals[m.task];
@@ -316,8 +333,8 @@ void JobLifecycle::succeed(Job& j, Json result, double runtime) {
 
 // Stores FAILURE (when results are kept; then acks `ack_after`), logs
 // `what` and emits task-failed.
-void JobLifecycle::fail(const TaskMessage& m, const TaskError& te, bool store_results, const std::string& what,
-                        std::optional<Delivery> ack_after) {
+void JobLifecycle::fail(const TaskMessage& m, const TaskError& te, bool store_results,
+                        const std::string& what, std::optional<Delivery> ack_after) {
   std::string tb = traceback_for(m, te);
   if (store_results) {
     writer_.write(error_meta(m, te, tb), std::move(ack_after));
@@ -330,7 +347,8 @@ void JobLifecycle::fail(const TaskMessage& m, const TaskError& te, bool store_re
   }
   spdlog::error("task {}[{}] {}: {}: {}", m.task, m.id, what, te.exc_type(), te.message());
   if (has_services())
-    emit(Json{{"type", "task-failed"}, {"uuid", m.id}, {"exception", repr_exc(te)}, {"traceback", tb}});
+    emit(Json{
+        {"type", "task-failed"}, {"uuid", m.id}, {"exception", repr_exc(te)}, {"traceback", tb}});
   count(&WorkerCounters::failed);
 }
 
@@ -339,17 +357,20 @@ void JobLifecycle::retry(Job& j, const Retry& r, bool store_results) {
   std::optional<Delivery> late = acks_late(j) ? std::optional<Delivery>(j.delivery) : std::nullopt;
   std::optional<int> max = r.max_retries() ? r.max_retries() : j.def->options.max_retries;
   if (max && m.retries >= *max) {
-    TaskError te = r.exc() ? to_task_error(r.exc())
-                           : TaskError("MaxRetriesExceededError", "celery.exceptions",
-                                       "Can't retry " + m.task + "[" + m.id + "] args:" + dumps(m.args) +
-                                           " kwargs:" + dumps(m.kwargs));
-    fail(m, te, store_results, "failed after " + std::to_string(m.retries) + " retries", std::move(late));
+    TaskError te = r.exc()
+                       ? to_task_error(r.exc())
+                       : TaskError("MaxRetriesExceededError", "celery.exceptions",
+                                   "Can't retry " + m.task + "[" + m.id +
+                                       "] args:" + dumps(m.args) + " kwargs:" + dumps(m.kwargs));
+    fail(m, te, store_results, "failed after " + std::to_string(m.retries) + " retries",
+         std::move(late));
     return;
   }
   double countdown = r.countdown().value_or(j.def->options.default_retry_delay);
   std::string exc_text = r.exc() ? repr_exc(to_task_error(r.exc())) : "";
-  std::string tb = "Traceback (most recent call last):\n  C++ task '" + m.task + "' [" + m.id + "] on " +
-                   settings_.hostname + "\ncelery.exceptions.Retry: Retry in " + fmt_seconds(countdown) + "\n";
+  std::string tb = "Traceback (most recent call last):\n  C++ task '" + m.task + "' [" + m.id +
+                   "] on " + settings_.hostname + "\ncelery.exceptions.Retry: Retry in " +
+                   fmt_seconds(countdown) + "\n";
   // RETRY is stored and announced before the new message exists, so the
   // next run's received/started/SUCCESS can never come before them.
   if (store_results) {
@@ -367,7 +388,9 @@ void JobLifecycle::retry(Job& j, const Retry& r, bool store_results) {
   try {
     broker_.publish(m.queue, m.priority, encode(retry_message(m, countdown)));
   } catch (const std::exception& e) {
-    fail(m, TaskError("RuntimeError", "builtins", std::string("retry could not be published: ") + e.what()),
+    fail(m,
+         TaskError("RuntimeError", "builtins",
+                   std::string("retry could not be published: ") + e.what()),
          store_results, "could not be retried", std::move(late));
     return;
   }
@@ -381,8 +404,8 @@ void JobLifecycle::retry(Job& j, const Retry& r, bool store_results) {
 void JobLifecycle::requeue_lost(Job& j) {
   try {
     broker_.requeue(j.delivery);
-    spdlog::warn("task {}[{}]: worker process lost, message requeued (reject_on_worker_lost)", j.msg.task,
-                 j.msg.id);
+    spdlog::warn("task {}[{}]: worker process lost, message requeued (reject_on_worker_lost)",
+                 j.msg.task, j.msg.id);
   } catch (const std::exception& e) {
     spdlog::error("cannot requeue {} after its worker process was lost: {}", j.msg.id, e.what());
   }

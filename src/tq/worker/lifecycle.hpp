@@ -35,10 +35,10 @@ namespace celeriac::tq::detail {
 struct WorkerBooks {
   mutable std::mutex mu;
   WorkerCounters counters;
-  std::map<std::string, std::uint64_t> totals;         // succeeded per task name
-  std::unordered_map<const Job*, JobPtr> waiting;     // dispatched, not begun (prefetched)
-  std::unordered_map<std::string, JobPtr> running;     // begun, not finished
-  std::unordered_set<std::string> revoked;             // ids revoked by remote control
+  std::map<std::string, std::uint64_t> totals;      // succeeded per task name
+  std::unordered_map<const Job*, JobPtr> waiting;   // dispatched, not begun (prefetched)
+  std::unordered_map<std::string, JobPtr> running;  // begun, not finished
+  std::unordered_set<std::string> revoked;          // ids revoked by remote control
 };
 
 /// Lifecycle settings, fixed when the worker starts.
@@ -84,21 +84,25 @@ class JobLifecycle final : public JobRunner {
   enum class Admission { run, held, done };
   Admission admit(const JobPtr& job);
   void succeed(Job& job, Json result, double runtime);
-  void fail(const TaskMessage& m, const TaskError& error, bool store_results, const std::string& what,
-            std::optional<Delivery> ack_after = std::nullopt);
+  void fail(const TaskMessage& m, const TaskError& error, bool store_results,
+            const std::string& what, std::optional<Delivery> ack_after = std::nullopt);
   void retry(Job& job, const Retry& r, bool store_results);
   void requeue_lost(Job& job);
   void revoke(Job& job, const std::string& why);
-  void dead_letter(const Delivery& d, const std::string& reason, const std::optional<std::string>& id,
-                   const std::optional<std::string>& name, const std::optional<TaskError>& error);
+  void dead_letter(const Delivery& d, const std::string& reason,
+                   const std::optional<std::string>& id, const std::optional<std::string>& name,
+                   const std::optional<TaskError>& error);
   void release(const Job& job);
 
-  bool acks_late(const Job& job) const { return job.def->options.acks_late.value_or(settings_.acks_late); }
+  bool acks_late(const Job& job) const {
+    return job.def->options.acks_late.value_or(settings_.acks_late);
+  }
   bool should_store(const TaskMessage& m, const TaskDef* def) const {
     return !m.ignore_result && !(def && def->options.ignore_result);
   }
   ResultMeta make_meta(const TaskMessage& m, State state) const;
-  ResultMeta error_meta(const TaskMessage& m, const TaskError& err, const std::string& traceback) const;
+  ResultMeta error_meta(const TaskMessage& m, const TaskError& err,
+                        const std::string& traceback) const;
   std::string traceback_for(const TaskMessage& m, const TaskError& e) const;
   void ack(const Job& job);
   bool has_services() const { return !services_.empty(); }

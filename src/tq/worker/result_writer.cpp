@@ -40,7 +40,8 @@ void ResultWriter::store_batch(std::vector<Pending>& batch) {
     } catch (const std::exception& e) {
       if (attempt >= 5) {
         for (const auto& m : metas)
-          spdlog::error("cannot store result of {} ({}): {}", m.task_id, to_string(m.status), e.what());
+          spdlog::error("cannot store result of {} ({}): {}", m.task_id, to_string(m.status),
+                        e.what());
         break;
       }
       std::this_thread::sleep_for(std::chrono::milliseconds(50 << attempt));

@@ -33,13 +33,17 @@ std::string default_hostname() {
 }
 
 void check_options(const WorkerOptions& o) {
-  if (std::find(detail::kPoolNames.begin(), detail::kPoolNames.end(), o.pool) == detail::kPoolNames.end())
+  if (std::find(detail::kPoolNames.begin(), detail::kPoolNames.end(), o.pool) ==
+      detail::kPoolNames.end())
     throw ConfigError("unknown pool '" + o.pool + "' (expected threads, processes, async or solo)");
-  if (o.concurrency < 0) throw ConfigError("concurrency must be >= 1, got " + std::to_string(o.concurrency));
+  if (o.concurrency < 0)
+    throw ConfigError("concurrency must be >= 1, got " + std::to_string(o.concurrency));
   if (o.prefetch_multiplier < 1)
-    throw ConfigError("prefetch multiplier must be >= 1, got " + std::to_string(o.prefetch_multiplier));
+    throw ConfigError("prefetch multiplier must be >= 1, got " +
+                      std::to_string(o.prefetch_multiplier));
   if (o.visibility_timeout.count() < 0)
-    throw ConfigError("visibility timeout must be >= 1 s, got " + std::to_string(o.visibility_timeout.count()));
+    throw ConfigError("visibility timeout must be >= 1 s, got " +
+                      std::to_string(o.visibility_timeout.count()));
 }
 
 }  // namespace
@@ -89,7 +93,8 @@ struct Worker::Impl {
   }
 };
 
-Worker::Worker(App& app, WorkerOptions options) : impl_(std::make_unique<Impl>(app, std::move(options))) {}
+Worker::Worker(App& app, WorkerOptions options)
+    : impl_(std::make_unique<Impl>(app, std::move(options))) {}
 
 Worker::~Worker() {
   if (!impl_) return;
@@ -112,9 +117,10 @@ void Worker::start() {
   }
   check_options(s.opt);
   s.hostname = s.opt.hostname.empty() ? default_hostname() : s.opt.hostname;
-  s.queues = s.opt.queues.empty() ? std::vector<std::string>{s.app.config().default_queue} : s.opt.queues;
+  s.queues =
+      s.opt.queues.empty() ? std::vector<std::string>{s.app.config().default_queue} : s.opt.queues;
   detail::PoolSettings ps;
-  ps.concurrency = s.opt.pool == "solo" ? 1
+  ps.concurrency = s.opt.pool == "solo"    ? 1
                    : s.opt.concurrency > 0 ? static_cast<std::size_t>(s.opt.concurrency)
                                            : detail::default_concurrency(s.opt.pool);
   ps.max_tasks_per_child = s.opt.max_tasks_per_child;
@@ -125,7 +131,8 @@ void Worker::start() {
   s.broker = make_broker(s.app.config().broker_url);
   s.lifecycle = std::make_unique<detail::JobLifecycle>(
       s.app, *s.broker, s.books,
-      detail::LifecycleSettings{s.hostname, s.opt.acks_late, s.opt.reject_on_worker_lost, s.opt.max_message_size});
+      detail::LifecycleSettings{s.hostname, s.opt.acks_late, s.opt.reject_on_worker_lost,
+                                s.opt.max_message_size});
   s.pool = detail::make_execution_pool(s.opt.pool, *s.lifecycle, ps);
   detail::ConsumerSettings cs;
   cs.queues = s.queues;
@@ -134,8 +141,8 @@ void Worker::start() {
   cs.visibility_timeout =
       s.opt.visibility_timeout.count() > 0 ? s.opt.visibility_timeout : visibility_timeout_of(url);
   s.consumer = std::make_unique<detail::Consumer>(
-      *s.broker, *s.lifecycle, std::move(cs), [&s](detail::JobPtr j) { s.pool->submit(std::move(j)); },
-      [&s] { s.shutdown_sequence(); });
+      *s.broker, *s.lifecycle, std::move(cs),
+      [&s](detail::JobPtr j) { s.pool->submit(std::move(j)); }, [&s] { s.shutdown_sequence(); });
   s.lifecycle->on_released([&s] { s.consumer->release(); });
   s.lifecycle->on_eta_ahead([&s](detail::JobPtr j) { s.consumer->hold(std::move(j)); });
   for (auto& f : worker_services(url.scheme)) {
@@ -201,11 +208,19 @@ WorkerCounters Worker::counters() const {
   return books.counters;
 }
 
-const WorkerOptions& Worker::options() const noexcept { return impl_->opt; }
+const WorkerOptions& Worker::options() const noexcept {
+  return impl_->opt;
+}
 
-std::string Worker::hostname() const { return impl_->hostname; }
-std::vector<std::string> Worker::queues() const { return impl_->queues; }
-std::vector<std::string> Worker::registered() const { return impl_->app.task_names(); }
+std::string Worker::hostname() const {
+  return impl_->hostname;
+}
+std::vector<std::string> Worker::queues() const {
+  return impl_->queues;
+}
+std::vector<std::string> Worker::registered() const {
+  return impl_->app.task_names();
+}
 
 Json Worker::stats() const {
   Impl& s = *impl_;
@@ -237,7 +252,8 @@ Json Worker::active() const {
   if (!s.lifecycle) return out;
   std::lock_guard lock(s.books.mu);
   for (auto& [id, job] : s.books.running)
-    out.push_back(s.lifecycle->request_info(*job, !job->def->options.acks_late.value_or(s.opt.acks_late)));
+    out.push_back(
+        s.lifecycle->request_info(*job, !job->def->options.acks_late.value_or(s.opt.acks_late)));
   return out;
 }
 
@@ -271,6 +287,8 @@ void Worker::revoke(const std::string& task_id, bool terminate) {
   impl_->books.revoked.insert(task_id);
 }
 
-void Worker::shutdown() { stop(false); }
+void Worker::shutdown() {
+  stop(false);
+}
 
 }  // namespace celeriac::tq

@@ -22,9 +22,9 @@ namespace celeriac::tq::detail {
 /// it from the delivery alone; the lifecycle decodes it on the pool's
 /// thread (so decoding runs in parallel, off the consumer).
 struct Job {
-  Delivery delivery;              ///< the broker's receipt (ack, requeue)
-  TaskMessage msg;                ///< the decoded message (once admitted)
-  const TaskDef* def = nullptr;   ///< the registered task (null until admitted)
+  Delivery delivery;                                ///< the broker's receipt (ack, requeue)
+  TaskMessage msg;                                  ///< the decoded message (once admitted)
+  const TaskDef* def = nullptr;                     ///< the registered task (null until admitted)
   std::chrono::steady_clock::time_point started{};  ///< when the body began
 };
 using JobPtr = std::shared_ptr<Job>;
@@ -63,7 +63,8 @@ class ExecutionPool {
 };
 
 /// The pool names -P accepts.
-inline constexpr std::array<std::string_view, 4> kPoolNames{"threads", "processes", "async", "solo"};
+inline constexpr std::array<std::string_view, 4> kPoolNames{"threads", "processes", "async",
+                                                            "solo"};
 
 /// Settings a pool is made with.
 struct PoolSettings {

@@ -26,7 +26,8 @@ class ResultWatcher {
 
   /// Calls `on_ready` (on the watcher's thread) once the meta of `id` is
   /// ready; forgets it as soon as `abandoned()` is true.
-  void add(const std::string& id, std::function<void(const ResultMeta&)> on_ready, std::function<bool()> abandoned);
+  void add(const std::string& id, std::function<void(const ResultMeta&)> on_ready,
+           std::function<bool()> abandoned);
 
  private:
   struct Entry {

@@ -5,9 +5,9 @@
 #include <condition_variable>
 #include <deque>
 #include <map>
-#include <unordered_map>
 #include <mutex>
 #include <thread>
+#include <unordered_map>
 
 #include "celeriac/tq/redis/pool.hpp"
 #include "celeriac/tq/redis/pubsub.hpp"
