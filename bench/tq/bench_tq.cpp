@@ -33,12 +33,13 @@
 #include <nlohmann/json.hpp>
 
 #include "celeriac/tq/app.hpp"
-#include "celeriac/tq/redis/connection.hpp"
+#include "celeriac/redis/connection.hpp"
 #include "celeriac/tq/worker.hpp"
 #include "support/celery_process.hpp"
 #include "support/redis_server.hpp"
 
 namespace tq = celeriac::tq;
+namespace redis = celeriac::redis;
 namespace test = celeriac::tq::test;
 using tq::Json;
 using namespace std::chrono_literals;
@@ -174,14 +175,14 @@ Json run_celery_client(const std::string& url, const std::string& mode, int n) {
 // LPUSHes `n` protocol-2 envelopes of `task` (pipelined, untimed) into the
 // default queue; returns the id of the last one the worker will take.
 std::string preload(const std::string& url, const std::string& task, int n, bool ignore_result) {
-  auto c = tq::redis::Connection::connect(url);
+  auto c = redis::Connection::connect(url);
   tq::App app(url, url);  // only to build messages
   tq::CallOptions o;
   o.ignore_result = ignore_result;
   std::string last;
   constexpr int kBatch = 1000;
   for (int sent = 0; sent < n; sent += kBatch) {
-    tq::redis::Pipeline p;
+    redis::Pipeline p;
     for (int i = sent; i < std::min(n, sent + kBatch); ++i) {
       tq::TaskMessage m = app.build_message(task, Json::array(), Json::object(), o);
       if (i == n - 1) last = m.id;
@@ -192,13 +193,13 @@ std::string preload(const std::string& url, const std::string& task, int n, bool
   return last;
 }
 
-long long redis_int(tq::redis::Connection& c, std::initializer_list<std::string_view> cmd) {
+long long redis_int(redis::Connection& c, std::initializer_list<std::string_view> cmd) {
   return c.command(cmd).integer();
 }
 
 // Waits (polling every 0.2 ms) for the first message to leave the list;
 // returns that moment.
-SteadyClock::time_point first_taken(tq::redis::Connection& c, int n) {
+SteadyClock::time_point first_taken(redis::Connection& c, int n) {
   for (;;) {
     if (redis_int(c, {"LLEN", "celery"}) < n) return SteadyClock::now();
     std::this_thread::sleep_for(200us);
@@ -210,7 +211,7 @@ SteadyClock::time_point first_taken(tq::redis::Connection& c, int n) {
 template <class Start, class Done>
 double drain_rate(const std::string& url, const std::string& task, int n, bool ignore_result,
                   Start start, Done done, const char* what) {
-  auto c = tq::redis::Connection::connect(url);
+  auto c = redis::Connection::connect(url);
   c.command({"FLUSHDB"});
   std::string last = preload(url, task, n, ignore_result);
   progress(std::string(what) + ": " + std::to_string(n) + " messages preloaded");
@@ -232,7 +233,7 @@ double drain_rate(const std::string& url, const std::string& task, int n, bool i
 
 // Done when the list and unacked are empty and (with results) the last
 // task's result exists.
-bool queue_done(tq::redis::Connection& c, const std::string& last, bool results) {
+bool queue_done(redis::Connection& c, const std::string& last, bool results) {
   if (redis_int(c, {"LLEN", "celery"}) != 0 || redis_int(c, {"HLEN", "unacked"}) != 0) return false;
   return !results || redis_int(c, {"EXISTS", "celery-task-meta-" + last}) == 1;
 }
@@ -241,7 +242,7 @@ bool queue_done(tq::redis::Connection& c, const std::string& last, bool results)
 // after `total` no-op tasks, fed in preloaded chunks; {after first, after total} in MiB.
 std::pair<double, double> memory_growth(const std::string& url, pid_t worker, int first,
                                         int total) {
-  auto c = tq::redis::Connection::connect(url);
+  auto c = redis::Connection::connect(url);
   double after_first = 0;
   for (int done = 0; done < total;) {
     int chunk = std::min(first, total - done);
@@ -334,7 +335,7 @@ int main(int argc, char** argv) {
           w->start();
           return std::make_pair(app, w);
         },
-        [&](tq::redis::Connection& c, const std::string& last) {
+        [&](redis::Connection& c, const std::string& last) {
           return queue_done(c, last, with_results);
         },
         with_results ? "drain celeriac, results" : "drain celeriac, ignore_result");
@@ -342,7 +343,7 @@ int main(int argc, char** argv) {
       drain_rows[with_results].py = drain_rate(
           url, task, n.py_drain, !with_results,
           [&] { return std::make_shared<test::CeleryWorker>(url, test::CeleryWorker::Options{}); },
-          [&](tq::redis::Connection& c, const std::string& last) {
+          [&](redis::Connection& c, const std::string& last) {
             return queue_done(c, last, with_results);
           },
           with_results ? "drain Celery, results" : "drain Celery, ignore_result");
@@ -350,7 +351,7 @@ int main(int argc, char** argv) {
       drain_rows[with_results].has_py = false;
     }
   }
-  auto c = tq::redis::Connection::connect(url);
+  auto c = redis::Connection::connect(url);
   c.command({"FLUSHDB"});
   if (drain_only) {
     print_table(drain_rows);

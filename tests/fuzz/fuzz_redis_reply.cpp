@@ -11,13 +11,13 @@
 #include <string_view>
 #include <vector>
 
-#include "celeriac/tq/redis/errors.hpp"
-#include "celeriac/tq/redis/reply.hpp"
+#include "celeriac/redis/errors.hpp"
+#include "celeriac/redis/reply.hpp"
 #include "fuzz_check.hpp"
 
 using celeriac::fuzz::check;
-using celeriac::tq::redis::ProtocolError;
-using celeriac::tq::redis::Reply;
+using celeriac::redis::ProtocolError;
+using celeriac::redis::Reply;
 
 namespace {
 

@@ -7,12 +7,13 @@
 #include <string_view>
 
 #include "celeriac/tq/errors.hpp"
-#include "celeriac/tq/redis/errors.hpp"
-#include "celeriac/tq/redis/url.hpp"
+#include "celeriac/redis/errors.hpp"
+#include "celeriac/redis/url.hpp"
 #include "celeriac/tq/url.hpp"
 #include "fuzz_check.hpp"
 
 using namespace celeriac::tq;
+namespace redis = celeriac::redis;
 using celeriac::fuzz::check;
 
 namespace {

@@ -13,12 +13,12 @@
 #include "amqp_env.hpp"
 #include "celeriac/tq/amqp/broker.hpp"
 #include "celeriac/tq/app.hpp"
-#include "celeriac/tq/redis/connection.hpp"
+#include "celeriac/redis/connection.hpp"
 #include "celeriac/tq/worker.hpp"
 #include "support/redis_server.hpp"
 
 namespace tq = celeriac::tq;
-namespace r = celeriac::tq::redis;
+namespace r = celeriac::redis;
 using celeriac::tq::test::rabbit;
 using celeriac::tq::test::RedisServer;
 using celeriac::tq::test::unique_queue;

@@ -3,12 +3,12 @@
 
 #include <thread>
 
-#include "celeriac/tq/redis/connection.hpp"
-#include "celeriac/tq/redis/errors.hpp"
-#include "celeriac/tq/redis/pubsub.hpp"
+#include "celeriac/redis/connection.hpp"
+#include "celeriac/redis/errors.hpp"
+#include "celeriac/redis/pubsub.hpp"
 #include "support/redis_server.hpp"
 
-namespace r = celeriac::tq::redis;
+namespace r = celeriac::redis;
 using celeriac::tq::test::RedisServer;
 using namespace std::chrono_literals;
 

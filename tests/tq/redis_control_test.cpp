@@ -7,7 +7,7 @@
 
 #include "celeriac/tq/message.hpp"
 #include "celeriac/tq/redis/control.hpp"
-#include "celeriac/tq/redis/pubsub.hpp"
+#include "celeriac/redis/pubsub.hpp"
 #include "support/celery_process.hpp"
 #include "support/redis_server.hpp"
 

@@ -15,13 +15,13 @@
 #include <thread>
 
 #include "celeriac/tq/app.hpp"
-#include "celeriac/tq/redis/connection.hpp"
+#include "celeriac/redis/connection.hpp"
 #include "celeriac/tq/worker.hpp"
 #include "support/celery_process.hpp"
 #include "support/redis_server.hpp"
 
 namespace tq = celeriac::tq;
-namespace r = celeriac::tq::redis;
+namespace r = celeriac::redis;
 using celeriac::tq::test::CeleryWorker;
 using celeriac::tq::test::PyCall;
 using celeriac::tq::test::RedisServer;

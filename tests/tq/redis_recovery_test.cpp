@@ -14,7 +14,7 @@
 
 #include "celeriac/aio/sleep.hpp"
 #include "celeriac/tq/app.hpp"
-#include "celeriac/tq/redis/connection.hpp"
+#include "celeriac/redis/connection.hpp"
 #include "celeriac/tq/worker.hpp"
 #include "support/process.hpp"
 #include "support/redis_server.hpp"
@@ -28,7 +28,7 @@ using celeriac::tq::test::TempDir;
 namespace {
 
 long long redis_int(const RedisServer& server, std::initializer_list<std::string_view> cmd) {
-  return tq::redis::Connection::connect(server.url()).command(cmd).integer();
+  return redis::Connection::connect(server.url()).command(cmd).integer();
 }
 
 template <class F>
@@ -115,8 +115,8 @@ TEST(RedisRecovery, BatchPublishAcrossARestartIsExactlyOnceOrReported) {
   }
   chaos.join();
   std::map<std::string, int> seen;
-  auto c = tq::redis::Connection::connect(server.url());
-  tq::redis::Reply queued = c.command({"LRANGE", "celery", "0", "-1"});
+  auto c = redis::Connection::connect(server.url());
+  redis::Reply queued = c.command({"LRANGE", "celery", "0", "-1"});
   for (auto& e : queued.elements()) ++seen[tq::decode(e.str()).id];
   for (auto& id : published) EXPECT_EQ(seen[id], 1) << id;
   std::size_t failed_in = 0;

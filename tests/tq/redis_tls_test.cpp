@@ -10,8 +10,8 @@
 
 #include "celeriac/tq/app.hpp"
 #include "celeriac/tq/redis/broker.hpp"
-#include "celeriac/tq/redis/connection.hpp"
-#include "celeriac/tq/redis/url.hpp"
+#include "celeriac/redis/connection.hpp"
+#include "celeriac/redis/url.hpp"
 #include "celeriac/tq/worker.hpp"
 #include "support/celery_process.hpp"
 #include "support/redis_server.hpp"

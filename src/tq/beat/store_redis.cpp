@@ -7,9 +7,9 @@
 #include "celeriac/tq/beat_store.hpp"
 #include "celeriac/tq/errors.hpp"
 #include "celeriac/tq/redis/broker.hpp"
-#include "celeriac/tq/redis/connection.hpp"
-#include "celeriac/tq/redis/errors.hpp"
-#include "celeriac/tq/redis/pool.hpp"
+#include "celeriac/redis/connection.hpp"
+#include "celeriac/redis/errors.hpp"
+#include "celeriac/redis/pool.hpp"
 #include "celeriac/tq/url.hpp"
 #include "state_codec.hpp"
 

@@ -1,14 +1,16 @@
 #include "celeriac/tq/redis/broker.hpp"
 
+#include "publisher.hpp"
+
 #include <algorithm>
 #include <charconv>
 #include <utility>
 
+#include "celeriac/redis/errors.hpp"
+#include "celeriac/redis/script.hpp"
 #include "celeriac/tq/errors.hpp"
 #include "celeriac/tq/json.hpp"
 #include "celeriac/tq/message.hpp"
-#include "celeriac/tq/redis/detail/script.hpp"
-#include "celeriac/tq/redis/errors.hpp"
 
 namespace celeriac::tq::redis {
 
@@ -32,7 +34,7 @@ constexpr std::size_t kAckBatchMax = 1000;
 // key: "<ARGV[6] = call token>\n<key_index>:<tag>\n..." is stored there so a
 // call whose reply was lost (server killed) can be recovered exactly.
 // Returns {key_index, env, tag}*.
-detail::Script pop_script(R"lua(
+Script pop_script(R"lua(
 local max = tonumber(ARGV[1])
 local now = ARGV[2]
 local out = {}
@@ -104,7 +106,7 @@ return out
 // Puts a held message back (RPUSH: consumed next) if it is still in unacked
 // (kombu's WATCH/HGET/MULTI guard: a message restored by someone else is not
 // restored twice). KEYS[1] = list; ARGV = tag, envelope.
-detail::Script requeue_script(R"lua(
+Script requeue_script(R"lua(
 if redis.call('HDEL', 'unacked', ARGV[1]) == 1 then
   redis.call('ZREM', 'unacked_index', ARGV[1])
   redis.call('RPUSH', KEYS[1], ARGV[2])
@@ -116,7 +118,7 @@ return 0
 
 // Visibility-timeout restore of one entry: only if unacked still holds the
 // exact entry read before. KEYS[1] = list; ARGV = tag, entry, envelope'.
-detail::Script restore_if_script(R"lua(
+Script restore_if_script(R"lua(
 if redis.call('HGET', 'unacked', ARGV[1]) == ARGV[2] then
   redis.call('ZREM', 'unacked_index', ARGV[1])
   redis.call('HDEL', 'unacked', ARGV[1])
@@ -127,7 +129,7 @@ return 0
 )lua");
 
 // kombu's unacked_mutex release: compare-and-delete.
-detail::Script release_mutex_script(R"lua(
+Script release_mutex_script(R"lua(
 if redis.call('get', KEYS[1]) == ARGV[1] then
   return redis.call('del', KEYS[1])
 end
@@ -135,7 +137,7 @@ return 0
 )lua");
 
 // Dead-letters a held message. ARGV = tag, dead-letter entry, cap.
-detail::Script dead_script(R"lua(
+Script dead_script(R"lua(
 redis.call('HDEL', 'unacked', ARGV[1])
 redis.call('ZREM', 'unacked_index', ARGV[1])
 redis.call('LPUSH', 'celeriac.dead', ARGV[2])
@@ -144,7 +146,7 @@ return 1
 )lua");
 
 // Parks a held message until its ETA. ARGV = tag, eta score, member.
-detail::Script park_script(R"lua(
+Script park_script(R"lua(
 redis.call('HDEL', 'unacked', ARGV[1])
 redis.call('ZREM', 'unacked_index', ARGV[1])
 redis.call('ZADD', 'celeriac.eta', ARGV[2], ARGV[3])
@@ -153,7 +155,7 @@ return 1
 
 // Moves due parked messages back (RPUSH: consumed next). ARGV[1] = now.
 // Returns {moved, next_due_score or -1}.
-detail::Script move_due_script(R"lua(
+Script move_due_script(R"lua(
 local due = redis.call('ZRANGEBYSCORE', 'celeriac.eta', '-inf', ARGV[1], 'LIMIT', 0, 1000)
 for _, m in ipairs(due) do
   redis.call('ZREM', 'celeriac.eta', m)
@@ -244,6 +246,8 @@ BrokerOptions options_from_url(const tq::Url& url, BrokerOptions o) {
   o.eta_parking = num("eta_parking", o.eta_parking ? 1 : 0) != 0;
   o.refresh_interval = std::chrono::milliseconds(num("refresh_ms", o.refresh_interval.count()));
   o.ack_delay = std::chrono::microseconds(num("ack_delay_us", o.ack_delay.count()));
+  o.publish_window =
+      static_cast<std::size_t>(num("publish_window", static_cast<long long>(o.publish_window)));
   return o;
 }
 }  // namespace
@@ -254,7 +258,11 @@ RedisBroker::RedisBroker(const tq::Url& url, BrokerOptions options)
     : url_(url),
       opts_(options_from_url(url, options)),
       pool_(to_redis_url(url), opts_.connect, opts_.reconnect_timeout),
-      receipt_key_("celeriac.receipt." + make_uuid()) {}
+      receipt_key_("celeriac.receipt." + make_uuid()) {
+  if (opts_.publish_window > 0)
+    publisher_ = std::make_unique<detail::Publisher>(to_redis_url(url_), opts_.connect,
+                                                     opts_.reconnect_timeout, opts_.publish_window);
+}
 
 RedisBroker::~RedisBroker() {
   close();
@@ -279,15 +287,53 @@ void RedisBroker::declare(std::string_view queue, Pipeline& p) {
   p.add({"SADD", "_kombu.binding." + std::string(queue), member});
 }
 
+namespace {
+// The task id of an envelope (its correlation_id), for error messages;
+// a plain search, as parsing the whole envelope for it would cost more than
+// the publish.
+std::string task_id_in(std::string_view envelope) {
+  constexpr std::string_view key = "\"correlation_id\":";
+  auto at = envelope.find(key);
+  if (at == std::string_view::npos) return "(unknown id)";
+  auto open = envelope.find('"', at + key.size());
+  auto close = open == std::string_view::npos ? open : envelope.find('"', open + 1);
+  if (close == std::string_view::npos) return "(unknown id)";
+  return std::string(envelope.substr(open + 1, close - open - 1));
+}
+}  // namespace
+
 void RedisBroker::publish(std::string_view queue, int priority, std::string_view envelope) {
-  Outgoing o{std::string(queue), priority, std::string(envelope)};
-  publish_many(std::span<const Outgoing>(&o, 1));
+  if (!publisher_) {
+    Outgoing o{std::string(queue), priority, std::string(envelope)};
+    publish_many(std::span<const Outgoing>(&o, 1));
+    return;
+  }
+  check_open();
+  try {
+    Pipeline p;
+    declare(queue, p);
+    p.add({"LPUSH", priority_queue_key(queue, priority), envelope});
+    publisher_->publish(std::move(p), task_id_in(envelope), std::string(queue));
+  } catch (...) {
+    rethrow_as_broker_error(url_, "publish");
+  }
+}
+
+void RedisBroker::flush() {
+  flush_acks();
+  if (!publisher_) return;
+  try {
+    publisher_->confirm();
+  } catch (...) {
+    rethrow_as_broker_error(url_, "publish");
+  }
 }
 
 void RedisBroker::publish_many(std::span<const Outgoing> messages) {
   check_open();
   if (messages.empty()) return;
   try {
+    if (publisher_) publisher_->confirm();  // the batch goes after earlier single publishes
     Pipeline p;
     for (auto& m : messages) declare(m.queue, p);
     // consecutive messages to the same list go in one variadic LPUSH (order kept)
@@ -415,7 +461,7 @@ std::vector<Delivery> RedisBroker::pop(Connection& c, const ConsumeKeys& k, int 
     throw;
   }
   Reply r = std::move(replies.back());
-  if (detail::is_noscript(r)) r = pop_script.run(c, k.keys, args);  // server restarted
+  if (is_noscript(r)) r = pop_script.run(c, k.keys, args);  // server restarted
   if (r.is_error()) throw ReplyError("Redis " + c.describe() + ": reserve script: " + r.str());
   {
     std::lock_guard lk(mu_);
@@ -817,7 +863,7 @@ std::size_t RedisBroker::restore_unacked() {
       for (auto& [tag, h] : mine)
         requeue_script.add_to(p, {h.list_key}, {tag, mark_redelivered(h.envelope)});
       auto replies = c.execute(p);
-      if (!replies.empty() && detail::is_noscript(replies[0])) {
+      if (!replies.empty() && is_noscript(replies[0])) {
         requeue_script.reload(c);
         replies = c.execute(p);
       }
@@ -1015,6 +1061,7 @@ void RedisBroker::close() {
   acker_cv_.notify_all();
   if (refresher_.joinable()) refresher_.join();
   if (acker_.joinable()) acker_.join();
+  if (publisher_) publisher_->close();  // reports (logs) any publish Redis refused
   try {
     // the last acks, and this consumer's receipt (only needed while running)
     pool_.run([&](Connection& c) {

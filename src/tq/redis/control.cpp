@@ -10,8 +10,8 @@
 #include "celeriac/tq/errors.hpp"
 #include "celeriac/tq/message.hpp"
 #include "celeriac/tq/redis/broker.hpp"
-#include "celeriac/tq/redis/errors.hpp"
-#include "celeriac/tq/redis/pubsub.hpp"
+#include "celeriac/redis/errors.hpp"
+#include "celeriac/redis/pubsub.hpp"
 
 namespace celeriac::tq::redis {
 

@@ -4,8 +4,8 @@
 
 #include "celeriac/tq/errors.hpp"
 #include "celeriac/tq/redis/broker.hpp"
-#include "celeriac/tq/redis/detail/script.hpp"
-#include "celeriac/tq/redis/errors.hpp"
+#include "celeriac/redis/script.hpp"
+#include "celeriac/redis/errors.hpp"
 
 namespace celeriac::tq::redis {
 
@@ -20,7 +20,7 @@ constexpr std::size_t kPublishedCap = 20000;
 // Celery's store: GET, keep a stored SUCCESS, else SETEX (or SET) and PUBLISH
 // the identical JSON on the channel named like the key. KEYS[1] = key;
 // ARGV = json, expires seconds (0 = never).
-detail::Script store_script(R"lua(
+Script store_script(R"lua(
 local cur = redis.call('GET', KEYS[1])
 if cur then
   local ok, o = pcall(cjson.decode, cur)
@@ -113,7 +113,7 @@ std::vector<bool> RedisResultBackend::store_many(std::span<const ResultMeta> met
       out.reserve(items.size());
       for (std::size_t i = 0; i < items.size(); ++i) {
         Reply r = std::move(replies.at(i));
-        if (detail::is_noscript(r))
+        if (is_noscript(r))
           r = store_script.run(c, {items[i].first}, {items[i].second, ex});
         if (r.is_error()) throw ReplyError("Redis " + c.describe() + ": store script: " + r.str());
         out.push_back(r.integer() == 1);

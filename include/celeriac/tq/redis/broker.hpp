@@ -16,10 +16,13 @@
 #include <vector>
 
 #include "celeriac/tq/broker.hpp"
-#include "celeriac/tq/redis/connection.hpp"
-#include "celeriac/tq/redis/pool.hpp"
+#include "celeriac/tq/redis/client.hpp"
 
 namespace celeriac::tq::redis {
+
+namespace detail {
+class Publisher;
+}  // namespace detail
 
 /// Key of the sorted set where the broker parks messages whose ETA is still
 /// far away (score = ETA as UNIX time, member = JSON [list_key, envelope]).
@@ -54,6 +57,14 @@ struct BrokerOptions {
   /// window redelivers the message after the visibility timeout
   /// (at-least-once, as with kombu). 0 = one round trip per ack.
   std::chrono::microseconds ack_delay{2000};
+  /// Single publishes are pipelined: publish() writes the message and
+  /// returns without waiting for Redis's reply, keeping at most
+  /// publish_window unconfirmed (their replies are read by later publishes
+  /// or flush()). A refused one (OOM, READONLY) is reported by the next
+  /// publish() or flush() as BrokerError naming its task id; after a lost
+  /// connection the unconfirmed ones are written again (at least once).
+  /// 0 = wait for each reply (one round trip per publish). URL: publish_window.
+  std::size_t publish_window = 256;
   /// Connection timeouts.
   ConnectOptions connect;
   /// Give up reconnecting (and throw BrokerError) after this long.
@@ -84,6 +95,9 @@ class RedisBroker final : public tq::Broker {
   std::size_t restore_stale(std::chrono::seconds visibility_timeout) override;
   std::size_t purge(std::string_view queue) override;
   std::size_t queue_length(std::string_view queue) override;
+  /// Sends the batched acks and waits until every pipelined publish is
+  /// confirmed (BrokerError names any Redis refused).
+  void flush() override;
   void close() override;
 
   /// Moves parked ETA messages that are due back to the front of their
@@ -159,6 +173,7 @@ class RedisBroker final : public tq::Broker {
   std::thread refresher_;
   std::condition_variable refresher_cv_;
   bool refresher_stop_ = false;
+  std::unique_ptr<detail::Publisher> publisher_;  // null when publish_window == 0
 };
 
 /// Parses the tq URL's Redis part (host, port, db, password) for the client.

@@ -17,9 +17,7 @@
 
 #include "celeriac/tq/control.hpp"
 #include "celeriac/tq/json.hpp"
-#include "celeriac/tq/redis/connection.hpp"
-#include "celeriac/tq/redis/pool.hpp"
-#include "celeriac/tq/redis/pubsub.hpp"
+#include "celeriac/tq/redis/client.hpp"
 
 namespace celeriac::tq::redis {
 

@@ -9,8 +9,7 @@
 #include <thread>
 #include <unordered_map>
 
-#include "celeriac/tq/redis/pool.hpp"
-#include "celeriac/tq/redis/pubsub.hpp"
+#include "celeriac/tq/redis/client.hpp"
 #include "celeriac/tq/result_backend.hpp"
 
 namespace celeriac::tq::redis {

@@ -1,8 +1,8 @@
-#include "celeriac/tq/redis/pubsub.hpp"
+#include "celeriac/redis/pubsub.hpp"
 
-#include "celeriac/tq/redis/errors.hpp"
+#include "celeriac/redis/errors.hpp"
 
-namespace celeriac::tq::redis {
+namespace celeriac::redis {
 
 using Clock = std::chrono::steady_clock;
 
@@ -106,4 +106,4 @@ void Subscriber::close() {
   if (conn_) conn_->close();
 }
 
-}  // namespace celeriac::tq::redis
+}  // namespace celeriac::redis

@@ -1,4 +1,4 @@
-#include "celeriac/tq/redis/connection.hpp"
+#include "celeriac/redis/connection.hpp"
 
 #include <fcntl.h>
 #include <hiredis/hiredis.h>
@@ -17,9 +17,9 @@
 
 #include "celeriac/aio/detail/tls_session.hpp"
 #include "celeriac/aio/tls.hpp"
-#include "celeriac/tq/redis/errors.hpp"
+#include "celeriac/redis/errors.hpp"
 
-namespace celeriac::tq::redis {
+namespace celeriac::redis {
 
 using Clock = std::chrono::steady_clock;
 
@@ -536,4 +536,4 @@ Connection connect_with_retry(const Url& url, Clock::time_point deadline, Connec
   }
 }
 
-}  // namespace celeriac::tq::redis
+}  // namespace celeriac::redis

@@ -1,12 +1,12 @@
-#include "celeriac/tq/redis/url.hpp"
+#include "celeriac/redis/url.hpp"
 
 #include <algorithm>
 #include <cctype>
 #include <charconv>
 
-#include "celeriac/tq/redis/errors.hpp"
+#include "celeriac/redis/errors.hpp"
 
-namespace celeriac::tq::redis {
+namespace celeriac::redis {
 
 namespace {
 
@@ -179,4 +179,4 @@ std::string Url::str() const {
   return std::string(tls ? "rediss://" : "redis://") + auth + address() + "/" + std::to_string(db);
 }
 
-}  // namespace celeriac::tq::redis
+}  // namespace celeriac::redis

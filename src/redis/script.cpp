@@ -1,8 +1,8 @@
-#include "celeriac/tq/redis/detail/script.hpp"
+#include "celeriac/redis/script.hpp"
 
-#include "celeriac/tq/redis/errors.hpp"
+#include "celeriac/redis/errors.hpp"
 
-namespace celeriac::tq::redis::detail {
+namespace celeriac::redis {
 
 bool is_noscript(const Reply& r) {
   return r.is_error() && r.str().rfind("NOSCRIPT", 0) == 0;
@@ -60,4 +60,4 @@ Reply Script::run(Connection& c, const std::vector<std::string>& keys,
   }
 }
 
-}  // namespace celeriac::tq::redis::detail
+}  // namespace celeriac::redis

@@ -1,8 +1,8 @@
-#include "celeriac/tq/redis/reply.hpp"
+#include "celeriac/redis/reply.hpp"
 
-#include "celeriac/tq/redis/errors.hpp"
+#include "celeriac/redis/errors.hpp"
 
-namespace celeriac::tq::redis {
+namespace celeriac::redis {
 
 namespace {
 const char* type_name(Reply::Type t) {
@@ -99,4 +99,4 @@ std::string Reply::describe() const {
   return "?";
 }
 
-}  // namespace celeriac::tq::redis
+}  // namespace celeriac::redis

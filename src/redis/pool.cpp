@@ -1,6 +1,6 @@
-#include "celeriac/tq/redis/pool.hpp"
+#include "celeriac/redis/pool.hpp"
 
-namespace celeriac::tq::redis {
+namespace celeriac::redis {
 
 PooledConnection::~PooledConnection() {
   if (conn_ && conn_->is_open()) pool_->give_back(std::move(*conn_));
@@ -42,4 +42,4 @@ void ConnectionPool::clear() {
   }
 }
 
-}  // namespace celeriac::tq::redis
+}  // namespace celeriac::redis
