@@ -61,6 +61,8 @@ struct Scene {
   std::filesystem::path journal = dir.path() / "journal.txt";
   int workers_started = 0;
 
+  std::filesystem::path pids = dir.path() / "pids.txt";
+
   ChildProcess worker(const std::string& url, const std::string& pool, int concurrency,
                       std::vector<std::string> extra = {"--acks-late"}) {
     std::vector<std::string> argv = {CHAOS_APP,
@@ -77,7 +79,7 @@ struct Scene {
                                      "chaos" + std::to_string(++workers_started) + "@127.0.0.1"};
     argv.insert(argv.end(), extra.begin(), extra.end());
     auto log = dir.path() / ("worker" + std::to_string(workers_started) + ".log");
-    ChildProcess w(argv, log, {{"CHAOS_JOURNAL", journal.string()}});
+    ChildProcess w(argv, log, {{"CHAOS_JOURNAL", journal.string()}, {"CHAOS_PIDS", pids.string()}});
     if (!w.wait_for_log(" ready: ", 60s)) {
       w.dump_log("worker");
       ADD_FAILURE() << "worker did not start";
@@ -317,4 +319,41 @@ TEST(Chaos, ProcessesPoolTasksSendTasksRedis) {
 TEST(Chaos, ProcessesPoolTasksSendTasksSqlite) {
   TempDir dir("celeriac-chaos-db");
   tasks_sending_tasks("sqlite:///" + (dir.path() / "broker.db").string());
+}
+
+// 1,000 tasks in the processes pool each touch 40 MiB with
+// --max-memory-per-child at 32 MiB: every task completes exactly once and
+// every child is replaced after its one task (a distinct pid per task).
+TEST(Chaos, MaxMemoryPerChildReplacesChildrenOverTheLimit) {
+  constexpr int kTasks = 1000, kMib = 40, kLimitKib = 32 * 1024;
+  Scene s;
+  TempDir db_dir("celeriac-chaos-db");
+  std::string url = "sqlite:///" + (db_dir.path() / "broker.db").string();
+  tq::App app(url, url);
+  tq::CallOptions o;
+  o.ignore_result = true;
+  std::vector<tq::TaskMessage> msgs;
+  for (int i = 0; i < kTasks; ++i)
+    msgs.push_back(
+        app.build_message("chaos.hog", tq::Json::array({i, kMib}), tq::Json::object(), o));
+  app.publish_many(msgs);
+  auto start = SteadyClock::now();
+  ChildProcess w =
+      s.worker(url, "processes", 2, {"--max-memory-per-child", std::to_string(kLimitKib)});
+  bool all = wait_until([&] { return all_present(journal_counts(s.journal), kTasks); }, 280s);
+  double took = seconds_since(start);
+  w.stop();
+  auto counts = journal_counts(s.journal);
+  int dups = 0;
+  for (auto& [i, n] : counts) dups += n - 1;
+  auto children = journal_counts(s.pids);
+  std::printf(
+      "[chaos] processes pool, --max-memory-per-child %d KiB: %d tasks touching %d MiB each "
+      "done in %.1f s by %zu distinct children (each replaced after its task), %d twice\n",
+      kLimitKib, kTasks, kMib, took, children.size(), dups);
+  if (!all) w.dump_log("worker");
+  EXPECT_TRUE(all) << counts.size() << " of " << kTasks << " tasks done";
+  EXPECT_EQ(dups, 0);
+  EXPECT_EQ(children.size(), static_cast<std::size_t>(kTasks))
+      << "every child went over the limit: none may run a second task";
 }
