@@ -9,6 +9,8 @@
 
 #include <algorithm>
 #include <condition_variable>
+#include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <deque>
 #include <mutex>
@@ -28,6 +30,24 @@ namespace {
 
 using detail::Clock;
 using TaskPtr = std::unique_ptr<detail::PoolTask>;
+
+// A process's peak resident set (VmHWM in /proc/PID/status, KiB; what
+// Celery's billiard reads as ru_maxrss), or 0 when it cannot be read.
+std::size_t peak_rss_kib(pid_t pid) {
+  char path[64];
+  std::snprintf(path, sizeof path, "/proc/%d/status", static_cast<int>(pid));
+  std::FILE* f = std::fopen(path, "re");
+  if (!f) return 0;
+  char line[256];
+  std::size_t kib = 0;
+  while (std::fgets(line, sizeof line, f))
+    if (std::strncmp(line, "VmHWM:", 6) == 0) {
+      kib = std::strtoull(line + 6, nullptr, 10);
+      break;
+    }
+  std::fclose(f);
+  return kib;
+}
 
 struct Worker {
   pid_t pid = -1;
@@ -287,6 +307,8 @@ struct ProcessPool::Impl {
     }
     TaskPtr t = std::move(w.inflight.front());
     w.inflight.pop_front();
+    if (opt.max_memory_per_child && peak_rss_kib(w.pid) > opt.max_memory_per_child)
+      w.last_assigned = true;  // retired once idle, as max_tasks_per_child
     auto now = Clock::now();
     record_service_locked(now - w.head_since);
     w.head_since = now;

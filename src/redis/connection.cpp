@@ -17,6 +17,7 @@
 
 #include "celeriac/aio/detail/tls_session.hpp"
 #include "celeriac/aio/tls.hpp"
+#include "celeriac/redis/detail/lazy_reader.hpp"
 #include "celeriac/redis/errors.hpp"
 
 namespace celeriac::redis {
@@ -389,7 +390,7 @@ Connection Connection::connect(const Url& url, ConnectOptions opts) {
   impl->url = url;
   impl->opts = opts;
   impl->who = url.str();
-  impl->reader = redisReaderCreate();
+  impl->reader = detail::make_lazy_reader();  // no up-front allocation for a declared "*N"
   if (!impl->reader) throw std::bad_alloc();
   auto deadline = Clock::now() + opts.connect_timeout;
   impl->sock.connect(url, deadline);

@@ -195,6 +195,9 @@ int App::main(int argc, char** argv, const MainOptions& options) {
                      "with --acks-late: requeue a task whose child process died (processes pool)");
     worker->add_option("--max-tasks-per-child", wopts.max_tasks_per_child,
                        "processes pool: replace a child after this many tasks (default: never)");
+    worker->add_option("--max-memory-per-child", wopts.max_memory_per_child,
+                       "processes pool: replace a child whose resident memory went above this many "
+                       "KiB, after its task (default: never)");
     worker->add_option("--max-message-size", wopts.max_message_size,
                        "largest accepted envelope (bytes)");
     worker

@@ -191,11 +191,13 @@ struct ProcessRunner::Impl {
   explicit Impl(mp::ProcessPoolOptions o) : pool(std::move(o)) {}
 };
 
-ProcessRunner::ProcessRunner(App& app, std::size_t workers, std::size_t max_tasks_per_child) {
+ProcessRunner::ProcessRunner(App& app, std::size_t workers, std::size_t max_tasks_per_child,
+                             std::size_t max_memory_per_child) {
   prepare_process_pool(app);
   mp::ProcessPoolOptions o;
   o.max_workers = workers;
   o.max_tasks_per_child = max_tasks_per_child;
+  o.max_memory_per_child = max_memory_per_child;
   o.prefetch = 1;  // a queued task must not wait behind a long one in a busy child
   impl_ = std::make_unique<Impl>(std::move(o));
 }

@@ -5,13 +5,15 @@
 //                                          after each (killed mid-way by a
 //                                          scenario); "error: ..." on failure
 // Tasks append their number to $CHAOS_JOURNAL (one O_APPEND write each), so
-// the test counts executions across worker crashes.
+// the test counts executions across worker crashes; chaos.hog also appends
+// its process id to $CHAOS_PIDS.
 #include <fcntl.h>
 #include <unistd.h>
 
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <string>
 #include <thread>
 #include <vector>
@@ -22,8 +24,9 @@ namespace tq = celeriac::tq;
 
 namespace {
 
-void journal(int i) {
-  const char* path = std::getenv("CHAOS_JOURNAL");
+// Appends `i` to the file named by $`var` (one O_APPEND write).
+void journal(int i, const char* var = "CHAOS_JOURNAL") {
+  const char* path = std::getenv(var);
   if (!path) return;
   int fd = ::open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
   if (fd < 0) return;
@@ -63,6 +66,15 @@ int main(int argc, char** argv) {
     if (ms > 0) std::this_thread::sleep_for(std::chrono::milliseconds(ms));
     journal(i);
     return i;
+  });
+  // Touches `mib` MiB (freed on return: the child's peak RSS stays), then
+  // journals its number and its child's pid ($CHAOS_PIDS).
+  app.task("chaos.hog", {"i", "mib"}, [](int i, int mib) {
+    std::vector<char> block(static_cast<std::size_t>(mib) << 20);
+    std::memset(block.data(), 1, block.size());
+    journal(static_cast<int>(::getpid()), "CHAOS_PIDS");
+    journal(i);
+    return static_cast<int>(block[block.size() / 2]);
   });
   // Sends a task from inside a task (from a pool child under -P processes).
   app.task("chaos.spawn", {"i"}, [](tq::Context& ctx, int i) {

@@ -4,6 +4,8 @@
 // it measured; the only time limits are generous deadlines.
 #include <gtest/gtest.h>
 #include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include <chrono>
 #include <cstdio>
@@ -61,6 +63,9 @@ struct Scene {
   std::filesystem::path journal = dir.path() / "journal.txt";
   int workers_started = 0;
 
+  std::filesystem::path pids = dir.path() / "pids.txt";
+  std::vector<std::string> run_as;  // a prefix for the worker's argv (setpriv ...)
+
   ChildProcess worker(const std::string& url, const std::string& pool, int concurrency,
                       std::vector<std::string> extra = {"--acks-late"}) {
     std::vector<std::string> argv = {CHAOS_APP,
@@ -76,8 +81,9 @@ struct Scene {
                                      "-n",
                                      "chaos" + std::to_string(++workers_started) + "@127.0.0.1"};
     argv.insert(argv.end(), extra.begin(), extra.end());
+    argv.insert(argv.begin(), run_as.begin(), run_as.end());
     auto log = dir.path() / ("worker" + std::to_string(workers_started) + ".log");
-    ChildProcess w(argv, log, {{"CHAOS_JOURNAL", journal.string()}});
+    ChildProcess w(argv, log, {{"CHAOS_JOURNAL", journal.string()}, {"CHAOS_PIDS", pids.string()}});
     if (!w.wait_for_log(" ready: ", 60s)) {
       w.dump_log("worker");
       ADD_FAILURE() << "worker did not start";
@@ -279,6 +285,91 @@ TEST(Chaos, SqliteFullGivesAClearErrorAndCorruptsNothing) {
   EXPECT_GT(confirmed, 0);
 }
 
+// How to run a program so that file modes bind it: as root (CI), under
+// nobody's uid through setpriv; as anyone else, directly.
+std::vector<std::string> unprivileged() {
+  if (::geteuid() != 0) return {};
+  return {"setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"};
+}
+
+// The SQLite file turns read-only (mode 0444, for a process that is not
+// root): a producer gets a clear error naming the store, results stay
+// readable, a worker keeps running and says why it cannot reserve, the
+// file stays intact (PRAGMA integrity_check) and, once writable again,
+// every task published before runs exactly once.
+TEST(Chaos, SqliteReadOnlyGivesAClearErrorAndCorruptsNothing) {
+  constexpr int kDone = 10, kWaiting = 10;
+  Scene s;
+  auto db = s.dir.path() / "broker.db";
+  std::string url = "sqlite:///" + db.string();
+  namespace fs = std::filesystem;
+  std::vector<std::string> ids;
+  {
+    tq::App app(url, url);
+    ids = s.publish_marks(app, kDone, 0);
+    ChildProcess w = s.worker(url, "threads", 2, {});
+    ASSERT_TRUE(wait_until([&] { return all_present(journal_counts(s.journal), kDone); }, 120s));
+    ASSERT_EQ(app.async_result<int>(ids[3]).get(60s), 3);
+    w.stop();
+    tq::CallOptions o;
+    for (int i = kDone; i < kDone + kWaiting; ++i)
+      app.send_task("chaos.mark", tq::Json::array({i, 0}), tq::Json::object(), o);
+  }  // the last connection closes: the WAL is checkpointed into the file
+  // The directory stays writable (SQLite keeps its -wal/-shm there); the
+  // database file does not.
+  fs::permissions(s.dir.path(), fs::perms::all);
+  fs::permissions(s.journal, fs::perms::all);
+  fs::permissions(db, fs::perms::owner_read | fs::perms::group_read | fs::perms::others_read);
+  s.run_as = unprivileged();
+
+  auto as_reader = [&](std::vector<std::string> argv) {
+    argv.insert(argv.begin(), s.run_as.begin(), s.run_as.end());
+    return tq::test::run_program(argv, 120s);
+  };
+  auto produced = as_reader({CHAOS_APP, "produce", url, "5", "5"});
+  auto read = as_reader({CHAOS_APP, "--broker", url, "result", ids[7], "--timeout", "30"});
+  auto status = as_reader({CHAOS_APP, "--broker", url, "status"});
+  ChildProcess reader = s.worker(url, "threads", 2, {});
+  bool says_why = reader.wait_for_log("attempt to write a readonly database", 60s);
+  bool still_running = reader.running();
+  int stopped = reader.stop();
+  auto check = tq::test::run_program({"sqlite3", db.string(), "PRAGMA integrity_check"}, 60s);
+  std::printf(
+      "[chaos] sqlite read-only: producer exit %d: %s  result read: exit %d, '%s'; a worker "
+      "%s; integrity_check: %s",
+      produced.exit_code, produced.output.c_str(), read.exit_code,
+      read.output.substr(0, read.output.find('\n')).c_str(),
+      says_why && still_running ? "kept running, logging why it cannot reserve" : "FAILED",
+      check.output.c_str());
+  EXPECT_EQ(produced.exit_code, 1) << produced.output;
+  EXPECT_NE(produced.output.find("SQLite '" + db.string() + "'"), std::string::npos)
+      << "the error should name the store: " << produced.output;
+  EXPECT_NE(produced.output.find("readonly"), std::string::npos) << produced.output;
+  EXPECT_EQ(read.exit_code, 0) << read.output;
+  EXPECT_EQ(read.output, "7\n");
+  EXPECT_NE(status.output.find(std::to_string(kWaiting) + " message(s) waiting"), std::string::npos)
+      << status.output;
+  EXPECT_TRUE(says_why) << reader.log();
+  EXPECT_TRUE(still_running) << reader.log();
+  EXPECT_TRUE(WIFEXITED(stopped) && WEXITSTATUS(stopped) == 0) << reader.log();
+  EXPECT_EQ(journal_counts(s.journal).size(), static_cast<std::size_t>(kDone))
+      << "no task may run on a read-only store";
+  EXPECT_EQ(check.output, "ok\n");
+
+  // Writable again: the waiting tasks run, each once.
+  for (auto& f : fs::directory_iterator(s.dir.path()))
+    fs::permissions(f.path(), fs::perms::owner_read | fs::perms::owner_write |
+                                  fs::perms::group_read | fs::perms::others_read);
+  s.run_as.clear();
+  ChildProcess w = s.worker(url, "threads", 2, {});
+  bool all =
+      wait_until([&] { return all_present(journal_counts(s.journal), kDone + kWaiting); }, 120s);
+  w.stop();
+  auto counts = journal_counts(s.journal);
+  EXPECT_TRUE(all) << counts.size() << " of " << kDone + kWaiting << " tasks done";
+  for (auto& [i, n] : counts) EXPECT_EQ(n, 1) << "task " << i;
+}
+
 // 1,000 tasks in the processes pool each send a task of their own from the
 // child process: every sent task arrives exactly once.
 void tasks_sending_tasks(const std::string& url) {
@@ -317,4 +408,41 @@ TEST(Chaos, ProcessesPoolTasksSendTasksRedis) {
 TEST(Chaos, ProcessesPoolTasksSendTasksSqlite) {
   TempDir dir("celeriac-chaos-db");
   tasks_sending_tasks("sqlite:///" + (dir.path() / "broker.db").string());
+}
+
+// 1,000 tasks in the processes pool each touch 40 MiB with
+// --max-memory-per-child at 32 MiB: every task completes exactly once and
+// every child is replaced after its one task (a distinct pid per task).
+TEST(Chaos, MaxMemoryPerChildReplacesChildrenOverTheLimit) {
+  constexpr int kTasks = 1000, kMib = 40, kLimitKib = 32 * 1024;
+  Scene s;
+  TempDir db_dir("celeriac-chaos-db");
+  std::string url = "sqlite:///" + (db_dir.path() / "broker.db").string();
+  tq::App app(url, url);
+  tq::CallOptions o;
+  o.ignore_result = true;
+  std::vector<tq::TaskMessage> msgs;
+  for (int i = 0; i < kTasks; ++i)
+    msgs.push_back(
+        app.build_message("chaos.hog", tq::Json::array({i, kMib}), tq::Json::object(), o));
+  app.publish_many(msgs);
+  auto start = SteadyClock::now();
+  ChildProcess w =
+      s.worker(url, "processes", 2, {"--max-memory-per-child", std::to_string(kLimitKib)});
+  bool all = wait_until([&] { return all_present(journal_counts(s.journal), kTasks); }, 280s);
+  double took = seconds_since(start);
+  w.stop();
+  auto counts = journal_counts(s.journal);
+  int dups = 0;
+  for (auto& [i, n] : counts) dups += n - 1;
+  auto children = journal_counts(s.pids);
+  std::printf(
+      "[chaos] processes pool, --max-memory-per-child %d KiB: %d tasks touching %d MiB each "
+      "done in %.1f s by %zu distinct children (each replaced after its task), %d twice\n",
+      kLimitKib, kTasks, kMib, took, children.size(), dups);
+  if (!all) w.dump_log("worker");
+  EXPECT_TRUE(all) << counts.size() << " of " << kTasks << " tasks done";
+  EXPECT_EQ(dups, 0);
+  EXPECT_EQ(children.size(), static_cast<std::size_t>(kTasks))
+      << "every child went over the limit: none may run a second task";
 }

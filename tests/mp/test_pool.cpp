@@ -7,7 +7,9 @@
 #include <atomic>
 #include <chrono>
 #include <csignal>
+#include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <map>
 #include <set>
 #include <thread>
@@ -234,6 +236,42 @@ TEST(ProcessPool, MaxTasksPerChildRecyclesWorkers) {
   EXPECT_EQ(pids[2], pids[3]);
   EXPECT_NE(pids[3], pids[4]);
   EXPECT_EQ(std::set<int>(pids.begin(), pids.end()).size(), 3u);
+}
+
+// The child's own peak resident set (KiB), as the pool reads it.
+long peak_rss_kib_self() {
+  std::FILE* f = std::fopen("/proc/self/status", "re");
+  char line[256];
+  long kib = -1;
+  while (f && std::fgets(line, sizeof line, f))
+    if (std::strncmp(line, "VmHWM:", 6) == 0) kib = std::atol(line + 6);
+  if (f) std::fclose(f);
+  return kib;
+}
+// Touches `mib` MiB (freed before returning: only the peak stays) and returns the pid.
+int touch_mib(int mib) {
+  std::vector<char> v(static_cast<std::size_t>(mib) << 20);
+  std::memset(v.data(), 1, v.size());
+  return v[v.size() / 2] == 1 ? my_pid() : -1;
+}
+
+TEST(ProcessPool, MaxMemoryPerChildReplacesAWorkerAfterTheTaskThatWentOver) {
+  long fresh;
+  {
+    mp::ProcessPool probe(1);
+    fresh = probe.submit(&peak_rss_kib_self).result(10s);
+  }
+  ASSERT_GT(fresh, 0);
+  mp::ProcessPoolOptions o;
+  o.max_workers = 1;
+  o.max_memory_per_child = static_cast<std::size_t>(fresh) + 32 * 1024;
+  mp::ProcessPool pool(std::move(o));
+  int a = pool.submit(&my_pid).result(10s);
+  EXPECT_EQ(pool.submit(&my_pid).result(10s), a) << "under the limit: the child stays";
+  EXPECT_EQ(pool.submit(&touch_mib, 64).result(10s), a) << "the task that goes over completes";
+  int b = pool.submit(&my_pid).result(10s);
+  EXPECT_NE(b, a) << "the child over the limit was replaced";
+  EXPECT_EQ(pool.submit(&my_pid).result(10s), b);
 }
 
 TEST(ProcessPool, InitializerRunsInEveryWorker) {

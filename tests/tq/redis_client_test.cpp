@@ -1,4 +1,4 @@
-// The Redis client (celeriac::tq::redis) against a real redis-server.
+// The Redis client (celeriac::redis) against a real redis-server.
 #include <gtest/gtest.h>
 
 #include <thread>

@@ -59,6 +59,11 @@ struct ProcessPoolOptions {
   Call initializer;
   /// A worker is replaced by a fresh process after this many tasks (0: never).
   std::size_t max_tasks_per_child = 0;
+  /// A worker whose peak resident memory (VmHWM, KiB, as Celery's
+  /// --max-memory-per-child) is above this after a task is replaced by a
+  /// fresh process once that task's result is in (0: never). Its tasks
+  /// all complete; only later ones go to other workers.
+  std::size_t max_memory_per_child = 0;
   /// Default per-task time limit; a task still running past it fails with
   /// TimeoutError and its worker is killed and replaced. nullopt: no limit.
   std::optional<std::chrono::steady_clock::duration> task_timeout;

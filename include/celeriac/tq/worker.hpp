@@ -35,6 +35,9 @@ struct WorkerOptions {
   bool reject_on_worker_lost = false;
   /// processes pool: a child is replaced after this many tasks (0: never).
   std::size_t max_tasks_per_child = 0;
+  /// processes pool: a child whose peak resident memory went above this
+  /// many KiB is replaced after its task (Celery's flag; 0: never).
+  std::size_t max_memory_per_child = 0;
   std::size_t max_message_size = kDefaultMaxMessageSize;  ///< bigger envelopes are dead-lettered
   /// kombu's visibility timeout: while the worker runs it renews its own
   /// reservations and restores any older than this (a crashed worker's)

@@ -47,7 +47,7 @@ class ProcessesPool final : public ExecutionPool {
  public:
   ProcessesPool(JobRunner& runner, const PoolSettings& s)
       : runner_(runner),
-        children_(runner.app(), s.concurrency, s.max_tasks_per_child),
+        children_(runner.app(), s.concurrency, s.max_tasks_per_child, s.max_memory_per_child),
         waiters_(s.concurrency) {}
   std::string_view name() const noexcept override { return "processes"; }
   std::size_t concurrency() const noexcept override { return waiters_.max_workers(); }

@@ -124,6 +124,7 @@ void Worker::start() {
                    : s.opt.concurrency > 0 ? static_cast<std::size_t>(s.opt.concurrency)
                                            : detail::default_concurrency(s.opt.pool);
   ps.max_tasks_per_child = s.opt.max_tasks_per_child;
+  ps.max_memory_per_child = s.opt.max_memory_per_child;
   // The fork server starts before this worker has any thread of its own.
   if (s.opt.pool == "processes") detail::prepare_process_pool(s.app);
   s.prefetch_limit = ps.concurrency * static_cast<std::size_t>(s.opt.prefetch_multiplier);

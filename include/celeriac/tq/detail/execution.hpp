@@ -51,7 +51,10 @@ aio::Task<Outcome> run_on_loop(Context& ctx, const TaskDef& def, const TaskMessa
 class ProcessRunner {
  public:
   /// `workers` children; each replaced after `max_tasks_per_child` tasks (0: never).
-  ProcessRunner(App& app, std::size_t workers, std::size_t max_tasks_per_child);
+  /// A child whose peak RSS passed `max_memory_per_child` KiB is replaced after its task (0:
+  /// never).
+  ProcessRunner(App& app, std::size_t workers, std::size_t max_tasks_per_child,
+                std::size_t max_memory_per_child = 0);
   ~ProcessRunner();
   ProcessRunner(const ProcessRunner&) = delete;
   ProcessRunner& operator=(const ProcessRunner&) = delete;

@@ -70,6 +70,8 @@ inline constexpr std::array<std::string_view, 4> kPoolNames{"threads", "processe
 struct PoolSettings {
   std::size_t concurrency = 1;          ///< bodies at once (solo: 1)
   std::size_t max_tasks_per_child = 0;  ///< processes: replace a child after this many (0: never)
+  std::size_t max_memory_per_child =
+      0;  ///< processes: replace a child whose peak RSS passed this (KiB)
 };
 
 /// Makes the pool named `kind` (one of kPoolNames; ConfigError otherwise).
