@@ -121,8 +121,10 @@ TaskMessage App::build_message(const std::string& name, Json args, Json kwargs,
                           std::chrono::duration<double>(*o.expires_in));
   }
   if (m.expires) {
+    // kombu writes the per-message TTL in milliseconds (str(int(s * 1000))),
+    // which is what AMQP's `expiration` property means.
     double secs = std::chrono::duration<double>(*m.expires - now).count();
-    m.expiration = std::to_string(static_cast<long long>(std::max(0.0, secs)));
+    m.expiration = std::to_string(static_cast<long long>(std::max(0.0, secs) * 1000));
   }
   m.queue = o.queue.empty() ? config_.default_queue : o.queue;
   m.priority = o.priority.value_or(0);

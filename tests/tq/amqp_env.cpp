@@ -11,6 +11,7 @@ namespace celeriac::tq::test {
 namespace {
 
 std::mutex node_mu;
+std::unique_ptr<TlsCerts> certs;  // the node's TLS listener serves these
 std::unique_ptr<RabbitMqServer> node;
 
 // Stops the node after the last test, by PID (the destructor).
@@ -19,6 +20,7 @@ class RabbitEnvironment : public ::testing::Environment {
   void TearDown() override {
     std::lock_guard lock(node_mu);
     node.reset();
+    certs.reset();
   }
 };
 
@@ -29,8 +31,17 @@ class RabbitEnvironment : public ::testing::Environment {
 
 RabbitMqServer& rabbit() {
   std::lock_guard lock(node_mu);
-  if (!node) node = std::make_unique<RabbitMqServer>();
+  if (!node) {
+    certs = std::make_unique<TlsCerts>();
+    node = std::make_unique<RabbitMqServer>(certs.get());
+  }
   return *node;
+}
+
+const TlsCerts& rabbit_certs() {
+  rabbit();
+  std::lock_guard lock(node_mu);
+  return *certs;
 }
 
 std::string unique_queue(const std::string& prefix) {

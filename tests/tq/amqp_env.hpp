@@ -8,8 +8,10 @@
 
 namespace celeriac::tq::test {
 
-/// The shared node.
+/// The shared node (with a TLS listener: tls_port()).
 RabbitMqServer& rabbit();
+/// The certificates of the shared node's TLS listener (rabbit_certs().ca() signed them).
+const TlsCerts& rabbit_certs();
 /// A queue name no other test uses ("<prefix>-<n>").
 std::string unique_queue(const std::string& prefix);
 

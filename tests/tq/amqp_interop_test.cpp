@@ -333,3 +333,34 @@ TEST(CeleryAmqpInterop, RpcBackendCppClientPythonWorker) {
     EXPECT_EQ(e.exc_type(), "ValueError");
   }
 }
+
+// Python's app.control with pattern + matcher='pcre' (kombu: re.match, anchored
+// at the start) selects the C++ worker exactly when it would select a Python one.
+TEST(CeleryAmqpInterop, PcreAndGlobNodePatternsSelectAsKombuDoes) {
+  Fixture f;
+  CppSide cpp(f.results, cpp_options());
+  const std::string script = R"(
+import json, sys
+from celeriac_test_tasks import app
+out = {}
+for matcher, pattern in json.loads(sys.argv[1]):
+    r = app.control.inspect(timeout=2, pattern=pattern, matcher=matcher).ping() or {}
+    out[matcher + ":" + pattern] = sorted(r)
+print(json.dumps(out))
+)";
+  Json cases = Json::array({Json::array({"pcre", "cpp@celeriac-.*"}), Json::array({"pcre", "cpp@"}),
+                            Json::array({"pcre", "celeriac-amqp"}),  // re.match: no
+                            Json::array({"pcre", "py@.*"}), Json::array({"glob", "cpp@*"}),
+                            Json::array({"glob", "cpp@"})});
+  auto r = celeriac::tq::test::run_program({"/usr/bin/python3", "-c", script, cases.dump()}, 120s,
+                                           celeriac::tq::test::celery_env(rabbit().pyamqp_url()));
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  Json got = Json::parse(r.output.substr(r.output.rfind('{')));
+  const Json me = Json::array({"cpp@celeriac-amqp-test"});
+  EXPECT_EQ(got["pcre:cpp@celeriac-.*"], me) << got;
+  EXPECT_EQ(got["pcre:cpp@"], me) << got;
+  EXPECT_EQ(got["pcre:celeriac-amqp"], Json::array()) << got;
+  EXPECT_EQ(got["pcre:py@.*"], Json::array()) << got;
+  EXPECT_EQ(got["glob:cpp@*"], me) << got;
+  EXPECT_EQ(got["glob:cpp@"], Json::array()) << got;
+}

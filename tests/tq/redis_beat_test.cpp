@@ -198,3 +198,45 @@ TEST(RedisBeat, WorkerWithEmbeddedBeatInTwoProcessesRunsEachSlotOnce) {
 }
 
 }  // namespace
+
+// `celeriac beat status` (and `beat list`): each entry's next run, last run and
+// total runs and the active instance, as a subcommand; `--status` stays.
+TEST(RedisBeat, StatusSubcommandShowsEntriesAndTheActiveInstance) {
+  TempDir dir("celeriac-beat-status");
+  std::string url = "sqlite:///" + (dir.path() / "beat.db").string();
+  auto schedule = write_schedule(dir, "tasks.noop", Json::array());
+  tq::App app(url, url);
+  auto runs = [&] {
+    auto state = tq::make_beat_store(url)->load();
+    auto it = state.find("every-second");
+    return it == state.end() ? 0 : it->second.total_runs;
+  };
+  {
+    auto before = run_program(
+        {CELERIAC_CLI_BIN, "-b", url, "beat", "status", "--schedule", schedule.string()}, 30s);
+    EXPECT_EQ(before.exit_code, 0) << before.output;
+    EXPECT_NE(before.output.find("active instance: none"), std::string::npos) << before.output;
+  }
+  ChildProcess a = start_cli_beat(url, schedule, "beat-status-a", dir);
+  ASSERT_TRUE(a.wait_for_log("beat-status-a: active", kLong)) << a.log();
+  ASSERT_TRUE(wait_until([&] { return runs() >= 2; }));
+  for (const char* sub : {"status", "list"}) {
+    auto r = run_program({CELERIAC_CLI_BIN, "-b", url, "beat", sub, "-s", schedule.string()}, 30s);
+    EXPECT_EQ(r.exit_code, 0) << r.output;
+    EXPECT_NE(r.output.find("active instance: beat-status-a"), std::string::npos) << r.output;
+    EXPECT_NE(r.output.find("NEXT RUN (UTC)"), std::string::npos) << r.output;
+    // The entry's row: name, task, a last and a next run time, and its total.
+    std::string row;
+    for (auto& l : lines(r.output))
+      if (l.rfind("every-second", 0) == 0) row = l;
+    ASSERT_FALSE(row.empty()) << r.output;
+    EXPECT_NE(row.find("tasks.noop"), std::string::npos) << row;
+    EXPECT_EQ(row.find(" - "), std::string::npos) << "a run time is missing: " << row;
+    auto total = std::stoull(row.substr(row.find_last_of(' ') + 1));
+    EXPECT_GE(total, 2u) << row;
+  }
+  auto bad = run_program({CELERIAC_CLI_BIN, "-b", url, "beat", "status", "--bogus"}, 30s);
+  EXPECT_NE(bad.exit_code, 0);
+  EXPECT_NE(bad.output.find("--bogus"), std::string::npos) << bad.output;
+  a.stop();
+}

@@ -14,6 +14,7 @@
 
 #include "celeriac/tq/amqp/detail/codec.hpp"
 #include "celeriac/tq/amqp/detail/connection.hpp"
+#include "celeriac/tq/amqp/detail/keepalive.hpp"
 #include "celeriac/tq/amqp/detail/layout.hpp"
 #include "celeriac/tq/amqp/detail/reply_routes.hpp"
 #include "celeriac/tq/errors.hpp"
@@ -88,6 +89,10 @@ struct AmqpBroker::Impl {
   std::set<std::string> consumed;                     // queues with a consumer
   std::uint16_t prefetch = 0;
   std::unordered_set<std::uint64_t> outstanding;  // handed-out tags of this generation
+
+  // Heartbeats for both connections while nobody uses them; declared last so
+  // it stops before the connections go.
+  std::unique_ptr<detail::Keepalive> keeper;
 
   explicit Impl(const Url& u)
       : url(u), opts(BrokerOptions::from_url(u)), pub(endpoint(u, opts)), con(endpoint(u, opts)) {}
@@ -258,6 +263,11 @@ struct AmqpBroker::Impl {
 
 AmqpBroker::AmqpBroker(const Url& url) : impl_(std::make_unique<Impl>(url)) {
   detail::remember_broker_url(url);
+  auto& im = *impl_;
+  im.keeper = std::make_unique<detail::Keepalive>([&im] {
+    detail::keep_alive(im.pub_mu, im.pub);
+    detail::keep_alive(im.con_mu, im.con);
+  });
 }
 
 AmqpBroker::~AmqpBroker() {
@@ -422,6 +432,7 @@ std::size_t AmqpBroker::queue_length(std::string_view queue) {
 void AmqpBroker::close() {
   auto& im = *impl_;
   if (im.closed.exchange(true)) return;
+  im.keeper->stop();
   {
     std::lock_guard lock(im.con_mu);
     im.drop_consumer();

@@ -1,8 +1,7 @@
 #include "celeriac/tq/amqp/detail/connection.hpp"
 
-#include <amqp_tcp_socket.h>
-
 #include "celeriac/tq/amqp/detail/codec.hpp"
+#include "celeriac/tq/amqp/detail/socket.hpp"
 #include "celeriac/tq/errors.hpp"
 
 namespace celeriac::tq::amqp::detail {
@@ -39,17 +38,6 @@ Message read_properties(const amqp_basic_properties_t& p, amqp_bytes_t body) {
 
 }  // namespace
 
-Endpoint Endpoint::from_url(const Url& url) {
-  Endpoint e;
-  if (!url.host.empty()) e.host = url.host == "localhost" ? "127.0.0.1" : url.host;
-  if (url.port) e.port = url.port;
-  if (!url.user.empty()) e.user = url.user;
-  if (!url.password.empty() || !url.user.empty()) e.password = url.password;
-  if (!url.path.empty()) e.vhost = url.path;
-  e.redacted = url.redacted();
-  return e;
-}
-
 Connection::Connection(Endpoint endpoint) : ep_(std::move(endpoint)) {}
 
 Connection::~Connection() {
@@ -65,22 +53,36 @@ void Connection::open() {
   if (state_) return;
   state_ = amqp_new_connection();
   if (!state_) throw BrokerError("AMQP broker " + ep_.redacted + ": out of memory");
-  amqp_socket_t* socket = amqp_tcp_socket_new(state_);
-  if (!socket) fail("cannot create a TCP socket");
-  timeval tv = to_timeval(ep_.connect_timeout);
-  int status = amqp_socket_open_noblock(socket, ep_.host.c_str(), ep_.port, &tv);
-  if (status != AMQP_STATUS_OK)
-    fail("cannot connect to " + ep_.host + ":" + std::to_string(ep_.port) + ": " +
-         amqp_error_string2(status));
-  amqp_rpc_reply_t r = amqp_login(state_, ep_.vhost.c_str(), 0, 131072, 0, AMQP_SASL_METHOD_PLAIN,
-                                  ep_.user.c_str(), ep_.password.c_str());
+  if (std::string why = open_socket(state_, ep_); !why.empty()) fail(why);
+  amqp_rpc_reply_t r = amqp_login(state_, ep_.vhost.c_str(), 0, 131072, ep_.heartbeat,
+                                  AMQP_SASL_METHOD_PLAIN, ep_.user.c_str(), ep_.password.c_str());
   check_reply(r, "login as '" + ep_.user + "' to vhost '" + ep_.vhost + "'");
   amqp_channel_open(state_, 1);
   check_reply(amqp_get_rpc_reply(state_), "channel.open");
   confirms_ = false;
   next_seq_ = 1;
   settled_.clear();
+  last_keepalive_ = std::chrono::steady_clock::now();
+  last_heartbeat_ = amqp_get_heartbeat(state_);
   ++generation_;
+}
+
+int Connection::heartbeat() const noexcept {
+  return state_ ? amqp_get_heartbeat(state_) : 0;
+}
+
+void Connection::keepalive() {
+  int interval = heartbeat();
+  if (interval <= 0) return;
+  auto now = std::chrono::steady_clock::now();
+  // Twice per interval, as the broker expects a frame within each one; an
+  // extra heartbeat beside other traffic is harmless.
+  if (now - last_keepalive_ < std::chrono::milliseconds(interval * 500)) return;
+  last_keepalive_ = now;
+  amqp_frame_t beat{};
+  beat.frame_type = AMQP_FRAME_HEARTBEAT;
+  beat.channel = 0;
+  check_status(amqp_send_frame(state_, &beat), "sending a heartbeat");
 }
 
 void Connection::close() noexcept {
@@ -103,8 +105,16 @@ bool Connection::has_buffered() const noexcept {
   return state_ && (amqp_frames_enqueued(state_) || amqp_data_in_buffer(state_));
 }
 
+std::string Connection::library_error(int status) const {
+  if (status == AMQP_STATUS_HEARTBEAT_TIMEOUT)
+    return "no frame from the broker for two heartbeat intervals (" +
+           std::to_string(last_heartbeat_) +
+           " s each): heartbeat timeout, connection presumed dead";
+  return amqp_error_string2(status);
+}
+
 void Connection::check_status(int status, std::string_view what) {
-  if (status != AMQP_STATUS_OK) fail(std::string(what) + ": " + amqp_error_string2(status));
+  if (status != AMQP_STATUS_OK) fail(std::string(what) + ": " + library_error(status));
 }
 
 void Connection::reopen_channel() {
@@ -127,7 +137,7 @@ void Connection::check_reply(const amqp_rpc_reply_t& r, std::string_view what) {
     case AMQP_RESPONSE_NONE:
       fail(std::string(what) + ": no reply");
     case AMQP_RESPONSE_LIBRARY_EXCEPTION:
-      fail(std::string(what) + ": " + amqp_error_string2(r.library_error));
+      fail(std::string(what) + ": " + library_error(r.library_error));
     case AMQP_RESPONSE_SERVER_EXCEPTION:
       if (r.reply.id == AMQP_CHANNEL_CLOSE_METHOD) {
         auto* c = static_cast<amqp_channel_close_t*>(r.reply.decoded);

@@ -1,13 +1,12 @@
 #include "celeriac/tq/amqp/control.hpp"
 
-#include <fnmatch.h>
-#include <regex.h>
 #include <sys/utsname.h>
 #include <unistd.h>
 
 #include <condition_variable>
 
 #include "celeriac/tq/amqp/detail/connection.hpp"
+#include "celeriac/tq/detail/node_match.hpp"
 #include "celeriac/tq/errors.hpp"
 #include "celeriac/tq/message.hpp"
 
@@ -46,28 +45,6 @@ detail::Message json_message(const OrderedJson& body, OrderedJson headers) {
   m.delivery_mode = 1;  // transient, as kombu's pidbox and events
   m.headers = std::move(headers);
   return m;
-}
-
-bool node_selected(const Json& req, const std::string& hostname) {
-  auto d = req.find("destination");
-  if (d != req.end() && d->is_array() && !d->empty()) {
-    bool found = false;
-    for (auto& n : *d) found = found || (n.is_string() && n.get<std::string>() == hostname);
-    if (!found) return false;
-  }
-  auto p = req.find("pattern");
-  if (p == req.end() || !p->is_string()) return true;
-  std::string pattern = p->get<std::string>();
-  auto m = req.find("matcher");
-  if (m != req.end() && m->is_string() && m->get<std::string>() == "pcre") {
-    // POSIX extended regex: close enough to the PCRE patterns used for node names.
-    regex_t re;
-    if (::regcomp(&re, pattern.c_str(), REG_EXTENDED | REG_NOSUB) != 0) return false;
-    bool matched = ::regexec(&re, hostname.c_str(), 0, nullptr, 0) == 0;
-    ::regfree(&re);
-    return matched;
-  }
-  return ::fnmatch(pattern.c_str(), hostname.c_str(), 0) == 0;
 }
 
 Json active_queues(const std::vector<std::string>& queues) {
@@ -279,7 +256,7 @@ std::optional<Json> AmqpWorkerService::handle(const Json& req) {
   auto& im = *impl_;
   if (!req.is_object() || !req.contains("method") || !req["method"].is_string())
     return std::nullopt;
-  if (!node_selected(req, im.hostname)) return std::nullopt;
+  if (!celeriac::tq::detail::node_selected(req, im.hostname)) return std::nullopt;
   const std::string method = req["method"].get<std::string>();
   Json args =
       req.contains("arguments") && req["arguments"].is_object() ? req["arguments"] : Json::object();

@@ -5,6 +5,7 @@
 #include <mutex>
 
 #include "celeriac/tq/amqp/detail/connection.hpp"
+#include "celeriac/tq/amqp/detail/keepalive.hpp"
 #include "celeriac/tq/amqp/detail/reply_routes.hpp"
 #include "celeriac/tq/errors.hpp"
 
@@ -24,6 +25,11 @@ struct RpcResultBackend::Impl {
   std::map<std::string, ResultMeta, std::less<>> cache;
   std::uint64_t version = 0;
   bool closed = false;
+  // Heartbeats while the client waits for nothing and the worker stores nothing.
+  detail::Keepalive keeper{[this] {
+    detail::keep_alive(pub_mu, pub);
+    detail::keep_alive(con_mu, con);
+  }};
 
   explicit Impl(const Url& u) : url(u) {}
 
@@ -168,6 +174,7 @@ std::chrono::seconds RpcResultBackend::expires() const {
 
 void RpcResultBackend::close() {
   auto& im = *impl_;
+  im.keeper.stop();
   {
     std::lock_guard lock(im.con_mu);
     if (im.closed) return;

@@ -13,7 +13,7 @@ void register_transports() {
   register_backend_scheme("rpc", [](const tq::Url& url) -> std::unique_ptr<tq::ResultBackend> {
     return std::make_unique<RpcResultBackend>(url);
   });
-  for (const char* scheme : {"amqp", "pyamqp"}) {
+  for (const char* scheme : {"amqp", "pyamqp", "amqps"}) {
     register_broker_scheme(scheme, [](const tq::Url& url) -> std::unique_ptr<tq::Broker> {
       return std::make_unique<AmqpBroker>(url);
     });

@@ -93,6 +93,17 @@ void add_beat_command(CLI::App& cli, BeatCliOptions& o) {
   o.command->add_flag(
       "--list,--status", o.list,
       "show each entry's last run, next run, total runs and the active instance, then exit");
+  // `beat status` / `beat list`: the same report as a subcommand (Celery's
+  // spelling of such reports), with the options it needs after it.
+  for (const char* name : {"status", "list"}) {
+    CLI::App* report = o.command->add_subcommand(
+        name, "show each entry's next run, last run, total runs and the active beat instance");
+    report->add_option("-s,--schedule", o.schedule_files,
+                       "JSON schedule file(s) of entries, added to the app's own entries");
+    report->add_option("--name", o.name,
+                       "namespace of the lease and state in the store (default celeriac.beat)");
+    report->callback([&o] { o.list = true; });
+  }
 }
 
 void add_worker_beat_options(CLI::App& worker, bool& embed, BeatCliOptions& o) {

@@ -1,12 +1,11 @@
 #include "celeriac/tq/redis/control.hpp"
 
-#include <fnmatch.h>
 #include <sys/utsname.h>
 #include <unistd.h>
 
 #include <cstdio>
-#include <regex>
 
+#include "celeriac/tq/detail/node_match.hpp"
 #include "celeriac/tq/errors.hpp"
 #include "celeriac/tq/message.hpp"
 #include "celeriac/tq/redis/broker.hpp"
@@ -32,32 +31,6 @@ ServiceOptions options_from(const tq::Url& url) {
   std::string e = url.param("events");
   o.task_events = !e.empty() && e != "0" && e != "false" && e != "no";
   return o;
-}
-
-bool node_selected(const Json& req, const std::string& hostname) {
-  auto d = req.find("destination");
-  if (d != req.end() && d->is_array() && !d->empty()) {
-    bool found = false;
-    for (auto& n : *d)
-      if (n.is_string() && n.get<std::string>() == hostname) found = true;
-    if (!found) return false;
-  }
-  auto p = req.find("pattern");
-  if (p != req.end() && p->is_string()) {
-    std::string pattern = p->get<std::string>();
-    std::string matcher;
-    if (auto m = req.find("matcher"); m != req.end() && m->is_string())
-      matcher = m->get<std::string>();
-    if (matcher == "pcre") {
-      try {
-        return std::regex_search(hostname, std::regex(pattern));
-      } catch (const std::regex_error&) {
-        return false;
-      }
-    }
-    return ::fnmatch(pattern.c_str(), hostname.c_str(), 0) == 0;
-  }
-  return true;
 }
 
 }  // namespace
@@ -271,7 +244,7 @@ void RedisWorkerService::pidbox_loop() {
 std::optional<Json> RedisWorkerService::handle(const Json& req) {
   if (!req.is_object() || !req.contains("method") || !req["method"].is_string())
     return std::nullopt;
-  if (!node_selected(req, hostname_)) return std::nullopt;
+  if (!celeriac::tq::detail::node_selected(req, hostname_)) return std::nullopt;
   ++handled_;
   const std::string method = req["method"].get<std::string>();
   Json args =

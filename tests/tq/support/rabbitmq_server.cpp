@@ -1,5 +1,6 @@
 #include "rabbitmq_server.hpp"
 
+#include <signal.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -28,7 +29,7 @@ std::string sbin(const std::string& tool) {
 
 }  // namespace
 
-RabbitMqServer::RabbitMqServer() : dir_("celeriac-rabbitmq") {
+RabbitMqServer::RabbitMqServer(const TlsCerts* certs) : dir_("celeriac-rabbitmq") {
   port_ = free_port();
   dist_port_ = free_port();
   epmd_port_ = free_port();
@@ -42,6 +43,17 @@ RabbitMqServer::RabbitMqServer() : dir_("celeriac-rabbitmq") {
   }
   ::chmod((dir_.path() / "home" / ".erlang.cookie").c_str(), 0400);
   std::ofstream(dir_.path() / "enabled_plugins") << "[].\n";
+  std::ofstream conf(dir_.path() / "rabbitmq.conf");
+  if (certs) {
+    tls_port_ = free_port();
+    conf << "listeners.ssl.1 = 127.0.0.1:" << tls_port_ << "\n"
+         << "ssl_options.cacertfile = " << certs->ca().string() << "\n"
+         << "ssl_options.certfile = " << certs->server().cert.string() << "\n"
+         << "ssl_options.keyfile = " << certs->server().key.string() << "\n"
+         << "ssl_options.verify = verify_peer\n"
+         << "ssl_options.fail_if_no_peer_cert = false\n";
+  }
+  conf.close();
   epmd_ = ChildProcess({"epmd", "-port", std::to_string(epmd_port_), "-address", "127.0.0.1"},
                        dir_.path() / "epmd.log");
   start();
@@ -72,6 +84,18 @@ std::map<std::string, std::string> RabbitMqServer::env() const {
 
 std::string RabbitMqServer::url(const std::string& query) const {
   return "amqp://guest:guest@127.0.0.1:" + std::to_string(port_) + "//" + query;
+}
+
+std::string RabbitMqServer::tls_url(const std::string& query) const {
+  return "amqps://guest:guest@127.0.0.1:" + std::to_string(tls_port_) + "//" + query;
+}
+
+void RabbitMqServer::pause() {
+  if (node_.pid() != 0) ::kill(-node_.pid(), SIGSTOP);
+}
+
+void RabbitMqServer::resume() {
+  if (node_.pid() != 0) ::kill(-node_.pid(), SIGCONT);
 }
 
 std::string RabbitMqServer::pyamqp_url() const {

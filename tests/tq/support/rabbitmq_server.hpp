@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "process.hpp"
+#include "tls_certs.hpp"
 
 namespace celeriac::tq::test {
 
@@ -15,13 +16,23 @@ namespace celeriac::tq::test {
 /// destructor. Management plugin disabled.
 class RabbitMqServer {
  public:
-  RabbitMqServer();
+  /// With `certs`, the node also has a TLS listener (tls_port()) serving
+  /// certs->server(), trusting certs->ca() for client certificates.
+  explicit RabbitMqServer(const TlsCerts* certs = nullptr);
   ~RabbitMqServer();
   RabbitMqServer(const RabbitMqServer&) = delete;
   RabbitMqServer& operator=(const RabbitMqServer&) = delete;
 
   /// The AMQP port.
   int port() const { return port_; }
+  /// The TLS (amqps) port; 0 without certificates.
+  int tls_port() const { return tls_port_; }
+  /// "amqps://guest:guest@127.0.0.1:<tls_port>//" + `query`.
+  std::string tls_url(const std::string& query = "") const;
+  /// Freezes (SIGSTOP) / thaws (SIGCONT) the node: a peer that stops
+  /// answering without closing its sockets.
+  void pause();
+  void resume();
   /// "amqp://guest:guest@127.0.0.1:<port>//" + `query` ("?k=v...").
   std::string url(const std::string& query = "") const;
   /// Same with the scheme Python's Celery uses ("pyamqp://...").
@@ -39,6 +50,7 @@ class RabbitMqServer {
   std::map<std::string, std::string> env() const;
   TempDir dir_;
   int port_;
+  int tls_port_ = 0;
   int dist_port_;
   int epmd_port_;
   std::string nodename_;

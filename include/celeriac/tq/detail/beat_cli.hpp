@@ -26,8 +26,8 @@ struct BeatCliOptions {
   double starting_deadline = -1;            ///< --starting-deadline seconds (<0 = none)
   std::string instance;                     ///< --instance id
   std::string name = "celeriac.beat";       ///< --name (store namespace)
-  bool list = false;                        ///< --list / --status: show state, do not run
-  CLI::App* command = nullptr;              ///< the parsed `beat` subcommand
+  bool list = false;            ///< --list / --status / `status` / `list`: show state, do not run
+  CLI::App* command = nullptr;  ///< the parsed `beat` subcommand
 };
 
 /// Adds the `beat` subcommand to `cli`; its values land in `o`.

@@ -19,7 +19,18 @@
 
 namespace celeriac::tq::amqp::detail {
 
-/// Where and as whom to connect, from an amqp:// URL.
+/// TLS settings of an amqps:// URL, from the query options spelled as
+/// Celery's broker_use_ssl keys (and as rediss:// takes them).
+struct TlsOptions {
+  bool enabled = false;         ///< amqps://
+  bool verify_peer = true;      ///< ssl_cert_reqs=required (default) vs none
+  bool verify_hostname = true;  ///< ssl_check_hostname (only with verify_peer)
+  std::string ca_certs;         ///< ssl_ca_certs: CA file or directory (default: the system's)
+  std::string certfile;         ///< ssl_certfile: client certificate (PEM)
+  std::string keyfile;          ///< ssl_keyfile: its key (default: in certfile)
+};
+
+/// Where and as whom to connect, from an amqp:// or amqps:// URL.
 struct Endpoint {
   std::string host = "127.0.0.1";
   int port = 5672;
@@ -28,8 +39,13 @@ struct Endpoint {
   std::string vhost = "/";
   std::string redacted;  ///< the URL without its password, for messages
   std::chrono::milliseconds connect_timeout{4000};
+  /// Heartbeat interval proposed to the broker (?heartbeat=S, kombu's
+  /// spelling; 0 = none). The broker's own (60 s by default) wins when lower.
+  std::uint16_t heartbeat = 60;
+  TlsOptions tls;
 
-  /// Reads amqp://[user[:password]@]host[:port][/vhost]; "" or "/" = vhost "/".
+  /// Reads amqp[s]://[user[:password]@]host[:port][/vhost][?options]; "" or
+  /// "/" = vhost "/". ConfigError naming the option on a bad value.
   static Endpoint from_url(const Url& url);
 };
 
@@ -94,6 +110,12 @@ class Connection {
   bool has_buffered() const noexcept;
   /// The endpoint (for messages).
   const Endpoint& endpoint() const noexcept { return ep_; }
+  /// The heartbeat interval agreed with the broker, in seconds (0 = none).
+  int heartbeat() const noexcept;
+  /// Sends a heartbeat frame when one is due, so a connection the owner does
+  /// not use for a while (an idle publisher, a consumer whose worker is busy)
+  /// stays alive. Never reads. Throws BrokerError when the socket is dead.
+  void keepalive();
 
   /// confirm.select on the channel; publishes get sequence numbers from 1.
   void enable_confirms();
@@ -135,6 +157,7 @@ class Connection {
  private:
   void check_reply(const amqp_rpc_reply_t& r, std::string_view what);
   void check_status(int status, std::string_view what);
+  std::string library_error(int status) const;
   [[noreturn]] void fail(const std::string& why);
   void reopen_channel();
   void handle_async_close(const amqp_frame_t& frame, std::string_view what);
@@ -145,6 +168,8 @@ class Connection {
   bool confirms_ = false;
   std::uint64_t next_seq_ = 1;
   std::set<std::uint64_t> settled_;  // confirmed out of order
+  std::chrono::steady_clock::time_point last_keepalive_{};
+  int last_heartbeat_ = 0;  // the agreed interval, still known after a close
 };
 
 }  // namespace celeriac::tq::amqp::detail
