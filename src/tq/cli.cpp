@@ -190,6 +190,7 @@ int App::main(int argc, char** argv, const MainOptions& options) {
         ->add_option("--prefetch-multiplier", wopts.prefetch_multiplier,
                      "messages held per pool slot")
         ->check(CLI::Range(1, 100000));
+    worker->add_flag("-E,--task-events", wopts.task_events, "send task events (monitoring)");
     worker->add_flag("--acks-late", wopts.acks_late, "acknowledge after the task ran");
     worker->add_flag("--reject-on-worker-lost", wopts.reject_on_worker_lost,
                      "with --acks-late: requeue a task whose child process died (processes pool)");
