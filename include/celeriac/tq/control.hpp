@@ -95,8 +95,8 @@ class ControlClient {
 using ControlClientFactory = std::function<std::unique_ptr<ControlClient>(const Url& broker_url)>;
 /// Registers the control client for `scheme`.
 void register_control_scheme(std::string scheme, ControlClientFactory factory);
-/// A control client for `broker_url`; throws ConfigError when the scheme has
-/// no remote control (memory://, sqlite:// have none).
+/// A control client for `broker_url` (redis, amqp, sqlite, memory); throws
+/// ConfigError when the scheme has no remote control.
 std::unique_ptr<ControlClient> make_control_client(std::string_view broker_url);
 
 }  // namespace celeriac::tq

@@ -9,6 +9,8 @@
 #include <mutex>
 #include <thread>
 
+#include <spdlog/spdlog.h>
+
 #include "assets.hpp"
 #include "celeriac/tq/app.hpp"
 #include "celeriac/tq/control.hpp"
@@ -104,13 +106,20 @@ struct Dashboard::Impl {
         if (!rx) rx = make_event_receiver(app.config().broker_url);
         for (auto& e : rx->poll(200ms)) {
           if (auto t = state.apply(e)) {
+            auto u = t->find("uuid");
+            if (u == t->end() || !u->is_string()) {
+              spdlog::warn("dashboard: task record without uuid: {}", t->dump());
+              continue;
+            }
+            std::string id = u->get<std::string>();
             feed.push(*t);
             std::lock_guard lk(mu);
-            dirty[(*t)["uuid"].get<std::string>()] = std::move(*t);
+            dirty[id] = std::move(*t);
           }
         }
         receiver_malformed = rx->malformed();
-      } catch (const std::exception&) {
+      } catch (const std::exception& e) {
+        spdlog::warn("dashboard: receiving events: {} (reconnecting)", e.what());
         rx.reset();  // broker away: reconnect after a pause
         std::unique_lock lk(mu);
         cv.wait_for(lk, 1s, [&] { return stopping.load(); });

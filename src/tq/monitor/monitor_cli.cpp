@@ -62,6 +62,8 @@ std::string format_event_line(const Json& e) {
 int run_events(const App& app, const MonitorCliOptions& o) {
   StopSignals signals;
   auto receiver = make_event_receiver(app.config().broker_url);
+  std::cerr << "listening for events on " << Url::parse(app.config().broker_url).redacted()
+            << std::endl;
   MonitorState state;
   auto started = std::chrono::steady_clock::now();
   auto next_draw = started;

@@ -104,7 +104,11 @@ std::optional<Json> MonitorState::apply(const Json& e) {
     apply_worker(type, e);
     return std::nullopt;
   }
-  if (type.rfind("task-", 0) == 0) return apply_task(type, e);
+  try {
+    if (type.rfind("task-", 0) == 0) return apply_task(type, e);
+  } catch (const std::exception&) {
+    ++malformed_;  // a field of the wrong type: the event is skipped, the state stays usable
+  }
   return std::nullopt;
 }
 
@@ -139,7 +143,7 @@ std::optional<Json> MonitorState::apply_task(const std::string& type, const Json
   }
   for (auto& [k, v] : e.items())
     if (k != "type" && k != "clock" && k != "pid" && k != "utcoffset" && k != "hostname" &&
-        k != "local_received")
+        k != "local_received" && k != "state")
       t[k] = v;
   double ts = num(e, "timestamp", now_s());
   std::string host = str(e, "hostname");
@@ -148,7 +152,7 @@ std::optional<Json> MonitorState::apply_task(const std::string& type, const Json
   if (field == "sent" || field == "received" || field == "started" || field == "succeeded" ||
       field == "failed" || field == "retried" || field == "revoked" || field == "rejected")
     t[field] = ts;
-  std::string current = t.value("state", "");
+  std::string current = str(t, "state");
   if (!is_ready(current) || is_ready(state) || inserted) t["state"] = state;
   std::string name = str(t, "name");
   events_total_[{host, type, name}]++;
