@@ -115,6 +115,7 @@ Json queue_lengths(RouteContext& c, const httplib::Request& req) {
 
 Json summary(RouteContext& c) {
   return {{"series", c.state.series()},
+          {"workers", c.state.workers()},
           {"runtime", c.state.runtime_percentiles()},
           {"events", c.state.events_seen()},
           {"malformed", c.state.malformed() + c.receiver_malformed()}};

@@ -78,8 +78,8 @@ function overview() {
     <div class="cards">
       <div class="card">events<b id="ev-count">${live.events}</b></div>
       <div class="card">malformed<b>${live.malformed}</b></div>
-      <div class="card">runtime p50<b>${f(rt.p50)}</b></div>
-      <div class="card">p90<b>${f(rt.p90)}</b></div><div class="card">p99<b>${f(rt.p99)}</b></div>
+      <div class="card">runtime p50<b id="p50">${f(rt.p50)}</b></div>
+      <div class="card">p90<b id="p90">${f(rt.p90)}</b></div><div class="card">p99<b id="p99">${f(rt.p99)}</b></div>
     </div>
     <h2>Tasks per second (last 15 minutes)</h2>
     <div class="legend">${Object.entries(COLORS).map(([k, c]) => `<span style="color:${c}">■ ${k}</span>`).join('')}</div>
@@ -89,6 +89,7 @@ function overview() {
       <th>Load</th><th>Processed</th><th>Active</th></tr>${workerRows(live.workers)}</table>
     <h2>Queues</h2><table id="queues"><tr><th>Queue</th><th>Messages</th></tr></table>`;
   drawChart();
+  api('/api/summary').then((d) => { if (current === 'overview') { live = d; refreshOverview(d); } }).catch(() => {});
   api('/api/queues/length').then((q) => {
     $('#queues').innerHTML += q.active_queues.map((x) => `<tr><td>${esc(x.name)}</td><td>${x.messages}</td></tr>`).join('');
   }).catch(() => {});
@@ -195,7 +196,25 @@ async function route() {
   }
 }
 
+function refreshOverview(d) {
+  drawChart();
+  const w = $('#workers');
+  if (w) w.innerHTML = w.rows[0].outerHTML + workerRows(d.workers);
+  const ev = $('#ev-count');
+  if (ev) ev.textContent = d.events;
+  for (const k of ['p50', 'p90', 'p99']) {
+    const el = $('#' + k);
+    const v = (d.runtime || {})[k];
+    if (el && v !== undefined) el.textContent = (v * 1000).toFixed(1) + ' ms';
+  }
+}
+
 function connect() {
+  // ?nolive: a snapshot without the stream (headless browsers wait for open connections)
+  if (new URLSearchParams(location.search).has('nolive')) {
+    $('#live').textContent = 'snapshot';
+    return;
+  }
   const es = new EventSource('/api/stream');
   es.onopen = () => { $('#live').textContent = 'live'; };
   es.onerror = () => { $('#live').textContent = 'reconnecting…'; };
@@ -203,11 +222,7 @@ function connect() {
     const d = JSON.parse(m.data);
     live = d;
     if (current === 'overview' || current === '') {
-      drawChart();
-      const w = $('#workers');
-      if (w) w.innerHTML = w.rows[0].outerHTML + workerRows(d.workers);
-      const ev = $('#ev-count');
-      if (ev) ev.textContent = d.events;
+      refreshOverview(d);
     } else if (current === 'tasks' && d.tasks.length && !document.activeElement.closest('form')) {
       route();
     }
