@@ -35,6 +35,8 @@ class EventReceiver {
   /// Decodes one carried body (an event or a list of events) into `out`;
   /// counts it as malformed when it is neither.
   void accept(std::string_view body, std::vector<Json>& out);
+  /// Same for a body already parsed.
+  void accept_json(Json body, std::vector<Json>& out);
 
  private:
   std::atomic<std::uint64_t> malformed_{0};
@@ -47,5 +49,7 @@ std::unique_ptr<EventReceiver> make_event_receiver(std::string_view broker_url);
 /// Parses a body as events: an object with a string "type", or a list of
 /// them. Throws MessageError naming what is wrong.
 std::vector<Json> decode_events(std::string_view body);
+/// Same for a parsed body.
+std::vector<Json> decode_events_json(Json body);
 
 }  // namespace celeriac::tq

@@ -269,6 +269,11 @@ std::vector<Json> UpdateFeed::wait(std::uint64_t& seq, std::chrono::milliseconds
   return out;
 }
 
+bool UpdateFeed::closed_by(std::chrono::steady_clock::time_point deadline) {
+  std::unique_lock lk(mu_);
+  return cv_.wait_until(lk, deadline, [&] { return closed_; });
+}
+
 void UpdateFeed::close() {
   {
     std::lock_guard lk(mu_);
@@ -317,9 +322,17 @@ void install_api_routes(httplib::Server& s, RouteContext ctx) {
         [c](const httplib::Request&, httplib::Response& res) { json_reply(res, summary(*c)); });
   s.Get("/api/stream", [c](const httplib::Request&, httplib::Response& res) {
     auto seq = std::make_shared<std::uint64_t>(0);
+    auto next = std::make_shared<std::chrono::steady_clock::time_point>();
     res.set_header("Cache-Control", "no-cache");
     res.set_chunked_content_provider("text/event-stream",
-                                     [c, seq](std::size_t, httplib::DataSink& sink) {
+                                     [c, seq, next](std::size_t, httplib::DataSink& sink) {
+                                       // at most one message a second, however busy the
+                                       // fleet: a page must not slow the event intake
+                                       if (c->feed.closed_by(*next)) {
+                                         sink.done();
+                                         return false;
+                                       }
+                                       *next = std::chrono::steady_clock::now() + 1000ms;
                                        auto tasks = c->feed.wait(*seq, 1000ms);
                                        if (c->stopping || c->feed.closed()) {
                                          sink.done();

@@ -30,6 +30,8 @@ class UpdateFeed {
   void push(Json task);
   /// Updates after `seq` (advanced), waiting up to `timeout` for one; at most the newest 200.
   std::vector<Json> wait(std::uint64_t& seq, std::chrono::milliseconds timeout);
+  /// Waits until `deadline` or close(), whichever comes first; true when closed.
+  bool closed_by(std::chrono::steady_clock::time_point deadline);
   /// Wakes every waiter for good.
   void close();
   /// True once closed.

@@ -24,7 +24,10 @@ std::vector<Json> decode_events(std::string_view body) {
   if (body.size() > kMaxEventBytes)
     throw MessageError("event message of " + std::to_string(body.size()) +
                        " bytes is over the limit of " + std::to_string(kMaxEventBytes));
-  Json j = loads(body);
+  return decode_events_json(loads(body));
+}
+
+std::vector<Json> decode_events_json(Json j) {
   std::vector<Json> out;
   auto check = [](const Json& e) {
     if (!e.is_object() || !e.contains("type") || !e["type"].is_string())
@@ -38,6 +41,14 @@ std::vector<Json> decode_events(std::string_view body) {
     out.push_back(std::move(j));
   }
   return out;
+}
+
+void EventReceiver::accept_json(Json body, std::vector<Json>& out) {
+  try {
+    for (auto& e : decode_events_json(std::move(body))) out.push_back(std::move(e));
+  } catch (const std::exception&) {
+    ++malformed_;
+  }
 }
 
 void EventReceiver::accept(std::string_view body, std::vector<Json>& out) {
@@ -96,15 +107,16 @@ class RedisReceiver final : public EventReceiver {
     }
   }
   void unwrap(const std::string& envelope_text, std::vector<Json>& out) {
-    std::string body;
+    Json body;
     try {
-      if (envelope_text.size() > 2 * kMaxEventBytes) throw MessageError("too big");
-      body = dumps(redis::envelope_body(loads(envelope_text)));
+      // base64 makes a body a third bigger than the limit kept for plain bodies
+      if (envelope_text.size() > kMaxEventBytes * 4 / 3 + 4096) throw MessageError("too big");
+      body = redis::envelope_body(loads(envelope_text));
     } catch (const std::exception&) {
-      accept("", out);  // counted as malformed
+      accept(std::string_view(), out);  // counted as malformed
       return;
     }
-    accept(body, out);
+    accept_json(std::move(body), out);
   }
   redis::Subscriber sub_;
 };
