@@ -14,6 +14,7 @@
 
 #include "celeriac/tq/app.hpp"
 #include "celeriac/tq/detail/beat_cli.hpp"
+#include "celeriac/tq/detail/monitor_cli.hpp"
 #include "celeriac/tq/worker.hpp"
 
 namespace celeriac::tq {
@@ -85,7 +86,8 @@ int wait_and_print(App& app, const std::string& id, double timeout, bool show_tr
   }
 }
 
-int run_worker(App& app, const WorkerOptions& opts, std::unique_ptr<Beat> beat = nullptr) {
+int run_worker(App& app, const WorkerOptions& opts, std::unique_ptr<Beat> beat = nullptr,
+               const detail::MonitorCliOptions* monitor = nullptr) {
   sigset_t set;
   sigemptyset(&set);
   sigaddset(&set, SIGINT);
@@ -94,6 +96,7 @@ int run_worker(App& app, const WorkerOptions& opts, std::unique_ptr<Beat> beat =
   Worker worker(app, opts);
   worker.start();
   if (beat) beat->start();  // worker -B: beat beside the consumer
+  auto servers = monitor ? detail::start_worker_monitor(app, worker, *monitor) : nullptr;
   std::atomic<bool> done{false};
   std::thread signals([&] {
     int count = 0;
@@ -190,6 +193,7 @@ int App::main(int argc, char** argv, const MainOptions& options) {
         ->add_option("--prefetch-multiplier", wopts.prefetch_multiplier,
                      "messages held per pool slot")
         ->check(CLI::Range(1, 100000));
+    worker->add_flag("-E,--task-events", wopts.task_events, "send task events (monitoring)");
     worker->add_flag("--acks-late", wopts.acks_late, "acknowledge after the task ran");
     worker->add_flag("--reject-on-worker-lost", wopts.reject_on_worker_lost,
                      "with --acks-late: requeue a task whose child process died (processes pool)");
@@ -213,6 +217,9 @@ int App::main(int argc, char** argv, const MainOptions& options) {
   bool worker_beat = false;
   detail::add_beat_command(cli, beat_opts);
   if (worker) detail::add_worker_beat_options(*worker, worker_beat, beat_opts);
+  detail::MonitorCliOptions monitor_opts;
+  detail::add_monitor_commands(cli, monitor_opts);
+  if (worker) detail::add_worker_monitor_options(*worker, monitor_opts);
 
   // call
   auto* call =
@@ -249,13 +256,17 @@ int App::main(int argc, char** argv, const MainOptions& options) {
 
   // inspect
   auto* inspect = cli.add_subcommand(
-      "inspect", "ask running workers (needs a broker with remote control: redis://)");
+      "inspect", "ask running workers (every broker: redis, amqp, sqlite, memory)");
   std::string inspect_method;
   double inspect_timeout = 1.0;
   std::vector<std::string> destination;
-  inspect->add_option("method", inspect_method, "ping, stats, registered, active, reserved")
+  inspect
+      ->add_option("method", inspect_method,
+                   "ping, stats, registered, active, reserved, scheduled, revoked, "
+                   "active_queues, conf")
       ->required()
-      ->check(CLI::IsMember({"ping", "stats", "registered", "active", "reserved"}));
+      ->check(CLI::IsMember({"ping", "stats", "registered", "active", "reserved", "scheduled",
+                             "revoked", "active_queues", "conf"}));
   inspect->add_option("-t,--timeout", inspect_timeout, "seconds to wait for replies");
   inspect->add_option("-d,--destination", destination, "node names to ask (default: all)");
 
@@ -292,11 +303,14 @@ int App::main(int argc, char** argv, const MainOptions& options) {
     if (worker && worker->parsed()) {
       wopts.queues = split_queues(wqueues);
       wopts.visibility_timeout = std::chrono::seconds(visibility_timeout);
+      if (monitor_opts.worker_dashboard_port > 0) wopts.task_events = true;
       return run_worker(*this, wopts,
-                        worker_beat ? detail::make_cli_beat(*this, beat_opts) : nullptr);
+                        worker_beat ? detail::make_cli_beat(*this, beat_opts) : nullptr,
+                        &monitor_opts);
     }
     if (no_worker && no_worker->parsed()) throw ConfigError(no_worker_text);
     if (beat_opts.command->parsed()) return detail::run_beat_command(*this, beat_opts);
+    if (auto rc = detail::run_monitor_command(*this, monitor_opts)) return *rc;
     if (call->parsed()) {
       CallOptions o;
       o.queue = call_queue;

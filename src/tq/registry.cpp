@@ -52,6 +52,7 @@ Registry& registry() {
   Registry& r = builtin_registry();
   static std::once_flag optional_transports;
   std::call_once(optional_transports, [] {
+    monitor::register_transports();  // memory/sqlite remote control and events
 #ifdef CELERIAC_TQ_WITH_REDIS
     redis::register_transports();
 #endif

@@ -40,6 +40,20 @@ class WorkerControl {
   virtual void revoke(const std::string& task_id, bool terminate) = 0;
   /// Starts a warm shutdown (as SIGTERM).
   virtual void shutdown() = 0;
+  /// Configuration worth showing (`inspect conf`); no passwords.
+  virtual Json conf() const { return Json::object(); }
+  /// ETA/countdown requests held (`inspect scheduled`), Celery's shape.
+  virtual Json scheduled() const { return Json::array(); }
+  /// Revoked task ids remembered (`inspect revoked`).
+  virtual Json revoked() const { return Json::array(); }
+  /// An optional control command (pool_grow, pool_shrink, add_consumer,
+  /// cancel_consumer, rate_limit, time_limit): the reply payload, e.g.
+  /// {"ok": "..."}; nullopt when this worker does not support `method`.
+  virtual std::optional<Json> control(const std::string& method, const Json& arguments) {
+    (void)method;
+    (void)arguments;
+    return std::nullopt;
+  }
 };
 
 /// A broker-specific service running beside a worker (pidbox consumer, event
@@ -81,8 +95,8 @@ class ControlClient {
 using ControlClientFactory = std::function<std::unique_ptr<ControlClient>(const Url& broker_url)>;
 /// Registers the control client for `scheme`.
 void register_control_scheme(std::string scheme, ControlClientFactory factory);
-/// A control client for `broker_url`; throws ConfigError when the scheme has
-/// no remote control (memory://, sqlite:// have none).
+/// A control client for `broker_url` (redis, amqp, sqlite, memory); throws
+/// ConfigError when the scheme has no remote control.
 std::unique_ptr<ControlClient> make_control_client(std::string_view broker_url);
 
 }  // namespace celeriac::tq

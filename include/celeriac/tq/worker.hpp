@@ -44,6 +44,8 @@ struct WorkerOptions {
   /// every quarter of it. 0 = the broker URL's `?visibility_timeout=S`, else 1 h.
   std::chrono::seconds visibility_timeout{0};
   std::chrono::milliseconds poll_interval{100};  ///< reserve() timeout per round
+  /// -E: publish task-* events (the broker URL's `?events=1` is an alias).
+  bool task_events = false;
 };
 
 /// Counters, for stats/tests.

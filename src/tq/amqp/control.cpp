@@ -1,12 +1,9 @@
 #include "celeriac/tq/amqp/control.hpp"
 
-#include <sys/utsname.h>
-#include <unistd.h>
-
 #include <condition_variable>
 
 #include "celeriac/tq/amqp/detail/connection.hpp"
-#include "celeriac/tq/detail/node_match.hpp"
+#include "celeriac/tq/detail/control_dispatch.hpp"
 #include "celeriac/tq/errors.hpp"
 #include "celeriac/tq/message.hpp"
 
@@ -21,7 +18,6 @@ namespace {
 constexpr const char* kPidboxExchange = "celery.pidbox";
 constexpr const char* kReplyExchange = "reply.celery.pidbox";
 constexpr const char* kEventExchange = "celeryev";
-constexpr const char* kVersion = "0.1.0";
 
 double unix_now() {
   return std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
@@ -47,19 +43,6 @@ detail::Message json_message(const OrderedJson& body, OrderedJson headers) {
   return m;
 }
 
-Json active_queues(const std::vector<std::string>& queues) {
-  Json qs = Json::array();
-  for (auto& q : queues)
-    qs.push_back({{"name", q},
-                  {"exchange", {{"name", q}, {"type", "direct"}, {"durable", true}}},
-                  {"routing_key", q},
-                  {"durable", true},
-                  {"exclusive", false},
-                  {"auto_delete", false},
-                  {"no_ack", false}});
-  return qs;
-}
-
 }  // namespace
 
 struct AmqpWorkerService::Impl {
@@ -68,7 +51,7 @@ struct AmqpWorkerService::Impl {
   ControlOptions opts;
   std::string hostname;
   Connection conn;
-  std::atomic<long> clock{0};
+  tq::detail::ControlNode node;  // clock, events flag, dispatch target
   std::atomic<bool> stopping{false};
   std::mutex mu;
   std::condition_variable cv;
@@ -76,19 +59,13 @@ struct AmqpWorkerService::Impl {
   std::thread thread;
 
   Impl(const Url& u, WorkerControl& w)
-      : url(u), worker(w), hostname(w.hostname()), conn(Endpoint::from_url(u)) {
-    std::string e = u.param("events");
-    opts.task_events = !e.empty() && e != "0" && e != "false" && e != "no";
-  }
+      : url(u),
+        worker(w),
+        hostname(w.hostname()),
+        conn(Endpoint::from_url(u)),
+        node(w, tq::detail::events_requested(u)) {}
 
-  long next_clock(long seen = 0) {
-    long cur = clock.load();
-    long want;
-    do {
-      want = std::max(cur, seen) + 1;
-    } while (!clock.compare_exchange_weak(cur, want));
-    return want;
-  }
+  long next_clock(long seen = 0) { return node.next_clock(seen); }
 
   void connect() {
     conn.open();
@@ -102,33 +79,7 @@ struct AmqpWorkerService::Impl {
   }
 
   OrderedJson worker_event(const char* type) {
-    OrderedJson e = OrderedJson::object();
-    e["hostname"] = hostname;
-    e["utcoffset"] = 0;
-    e["pid"] = static_cast<long>(::getpid());
-    e["clock"] = next_clock();
-    e["freq"] = std::chrono::duration<double>(opts.heartbeat).count();
-    long active = 0, processed = 0;
-    try {
-      active = static_cast<long>(worker.active().size());
-      Json stats = worker.stats();
-      if (stats.is_object() && stats.contains("total") && stats["total"].is_object())
-        for (auto& [k, v] : stats["total"].items())
-          if (v.is_number_integer()) processed += v.get<long>();
-    } catch (...) {
-    }
-    e["active"] = active;
-    e["processed"] = processed;
-    double l[3] = {0, 0, 0};
-    if (::getloadavg(l, 3) != 3) l[0] = l[1] = l[2] = 0;
-    e["loadavg"] = {l[0], l[1], l[2]};
-    e["sw_ident"] = "celeriac";
-    e["sw_ver"] = kVersion;
-    utsname u{};
-    e["sw_sys"] = ::uname(&u) == 0 ? std::string(u.sysname) : std::string("Linux");
-    e["timestamp"] = unix_now();
-    e["type"] = type;
-    return e;
+    return tq::detail::worker_event(node, type, opts.heartbeat);
   }
 
   void publish_event(const std::string& routing_key, const OrderedJson& body) {
@@ -221,17 +172,8 @@ AmqpWorkerService::~AmqpWorkerService() {
 
 void AmqpWorkerService::on_task_event(const Json& event) {
   auto& im = *impl_;
-  if (!im.opts.task_events || im.stopping) return;
-  OrderedJson e = OrderedJson::object();
-  e["hostname"] = im.hostname;
-  e["utcoffset"] = 0;
-  e["pid"] = static_cast<long>(::getpid());
-  e["clock"] = im.next_clock();
-  if (event.is_object())
-    for (auto& [k, v] : event.items())
-      if (k != "hostname" && k != "clock" && k != "timestamp") e[k] = OrderedJson::parse(v.dump());
-  e["timestamp"] = unix_now();
-  if (!e.contains("type")) e["type"] = "task-unknown";
+  if (!im.node.task_events || im.stopping) return;
+  OrderedJson e = tq::detail::stamp_task_event(im.node, event);
   std::lock_guard lk(im.mu);
   im.pending.push_back(std::move(e));
 }
@@ -253,45 +195,7 @@ void AmqpWorkerService::stop() {
 }
 
 std::optional<Json> AmqpWorkerService::handle(const Json& req) {
-  auto& im = *impl_;
-  if (!req.is_object() || !req.contains("method") || !req["method"].is_string())
-    return std::nullopt;
-  if (!celeriac::tq::detail::node_selected(req, im.hostname)) return std::nullopt;
-  const std::string method = req["method"].get<std::string>();
-  Json args =
-      req.contains("arguments") && req["arguments"].is_object() ? req["arguments"] : Json::object();
-  if (method == "ping") return Json{{"ok", "pong"}};
-  if (method == "stats") return im.worker.stats();
-  if (method == "registered") return im.worker.registered();
-  if (method == "active") return im.worker.active();
-  if (method == "reserved") return im.worker.reserved();
-  if (method == "scheduled" || method == "revoked") return Json::array();
-  if (method == "clock") return Json{{"clock", im.clock.load()}};
-  if (method == "active_queues") return active_queues(im.worker.queues());
-  if (method == "hello") {
-    if (args.value("from_node", "") == im.hostname) return std::nullopt;  // mingle: others only
-    return Json{{"revoked", Json::object()}, {"clock", im.clock.load()}};
-  }
-  if (method == "revoke") {
-    std::vector<std::string> ids;
-    if (auto t = args.find("task_id"); t != args.end()) {
-      if (t->is_string()) ids.push_back(t->get<std::string>());
-      if (t->is_array())
-        for (auto& x : *t)
-          if (x.is_string()) ids.push_back(x.get<std::string>());
-    }
-    std::string joined;
-    for (auto& id : ids) {
-      im.worker.revoke(id, args.value("terminate", false));
-      joined += (joined.empty() ? "" : ", ") + id;
-    }
-    return Json{{"ok", "tasks " + joined + " flagged as revoked"}};
-  }
-  if (method == "shutdown") {
-    im.worker.shutdown();
-    return std::nullopt;  // Celery's worker does not reply to shutdown
-  }
-  return Json{{"error", "No such control command: " + method}};
+  return tq::detail::dispatch_control(impl_->node, req);
 }
 
 // ------------------------------------------------------------ client side

@@ -1,8 +1,5 @@
 #include "celeriac/tq/redis/control.hpp"
 
-#include <sys/utsname.h>
-#include <unistd.h>
-
 #include <cstdio>
 
 #include "celeriac/tq/detail/node_match.hpp"
@@ -17,19 +14,10 @@ namespace celeriac::tq::redis {
 namespace {
 
 constexpr std::string_view kSep = "\x06\x16";
-constexpr const char* kVersion = "0.1.0";
-
-Json loadavg() {
-  double l[3] = {0, 0, 0};
-  if (::getloadavg(l, 3) != 3) return Json::array({0.0, 0.0, 0.0});
-  auto r2 = [](double v) { return static_cast<double>(static_cast<long>(v * 100 + 0.5)) / 100; };
-  return Json::array({r2(l[0]), r2(l[1]), r2(l[2])});
-}
 
 ServiceOptions options_from(const tq::Url& url) {
   ServiceOptions o;
-  std::string e = url.param("events");
-  o.task_events = !e.empty() && e != "0" && e != "false" && e != "no";
+  o.task_events = tq::detail::events_requested(url);
   return o;
 }
 
@@ -93,7 +81,8 @@ RedisWorkerService::RedisWorkerService(const tq::Url& broker_url, WorkerControl&
       worker_(worker),
       opts_(opts),
       hostname_(worker.hostname()),
-      pool_(rurl_, ConnectOptions{}, std::chrono::seconds(5)) {
+      pool_(rurl_, ConnectOptions{}, std::chrono::seconds(5)),
+      node_(worker, opts.task_events) {
   // Subscribe before declaring ourselves so no request is missed, then the
   // binding kombu's Node.listen declares, then worker-online.
   auto sub = std::make_shared<Subscriber>(rurl_);
@@ -102,7 +91,7 @@ RedisWorkerService::RedisWorkerService(const tq::Url& broker_url, WorkerControl&
     return c.command({"SADD", "_kombu.binding.celery.pidbox",
                       std::string(kSep) + std::string(kSep) + hostname_ + ".celery.pidbox"});
   });
-  publish_event("worker.online", worker_event("worker-online"));
+  publish_event("worker.online", tq::detail::worker_event(node_, "worker-online", opts_.heartbeat));
   sub_holder_ = sub;
   pidbox_thread_ = std::thread([this] { pidbox_loop(); });
   event_thread_ = std::thread([this] { event_loop(); });
@@ -110,47 +99,6 @@ RedisWorkerService::RedisWorkerService(const tq::Url& broker_url, WorkerControl&
 
 RedisWorkerService::~RedisWorkerService() {
   stop();
-}
-
-long RedisWorkerService::next_clock(long seen) {
-  long cur = clock_.load();
-  long want;
-  do {
-    want = std::max(cur, seen) + 1;
-  } while (!clock_.compare_exchange_weak(cur, want));
-  return want;
-}
-
-OrderedJson RedisWorkerService::worker_event(const char* type) {
-  OrderedJson e = OrderedJson::object();
-  e["hostname"] = hostname_;
-  e["utcoffset"] = 0;
-  e["pid"] = static_cast<long>(::getpid());
-  e["clock"] = next_clock();
-  e["freq"] = std::chrono::duration<double>(opts_.heartbeat).count();
-  Json stats;
-  try {
-    stats = worker_.stats();
-  } catch (...) {
-  }
-  long active = 0, processed = 0;
-  try {
-    active = static_cast<long>(worker_.active().size());
-  } catch (...) {
-  }
-  if (stats.is_object() && stats.contains("total") && stats["total"].is_object())
-    for (auto& [k, v] : stats["total"].items())
-      if (v.is_number_integer()) processed += v.get<long>();
-  e["active"] = active;
-  e["processed"] = processed;
-  e["loadavg"] = loadavg();
-  e["sw_ident"] = "celeriac";
-  e["sw_ver"] = kVersion;
-  utsname u{};
-  e["sw_sys"] = ::uname(&u) == 0 ? std::string(u.sysname) : std::string("Linux");
-  e["timestamp"] = unix_now();
-  e["type"] = type;
-  return e;
 }
 
 void RedisWorkerService::publish_event(std::string_view routing_key, const OrderedJson& body) {
@@ -162,17 +110,8 @@ void RedisWorkerService::publish_event(std::string_view routing_key, const Order
 }
 
 void RedisWorkerService::on_task_event(const Json& event) {
-  if (!opts_.task_events || stopping_) return;
-  OrderedJson e = OrderedJson::object();
-  e["hostname"] = hostname_;
-  e["utcoffset"] = 0;
-  e["pid"] = static_cast<long>(::getpid());
-  e["clock"] = next_clock();
-  if (event.is_object())
-    for (auto& [k, v] : event.items())
-      if (k != "hostname" && k != "clock" && k != "timestamp") e[k] = v;
-  e["timestamp"] = unix_now();
-  if (!e.contains("type")) e["type"] = "task-unknown";
+  if (!node_.task_events || stopping_) return;
+  OrderedJson e = tq::detail::stamp_task_event(node_, event);
   std::lock_guard lk(mu_);
   pending_events_.push_back(std::move(e));
 }
@@ -193,7 +132,8 @@ void RedisWorkerService::event_loop() {
         publish_event("task.multi", list);
       }
       if (std::chrono::steady_clock::now() >= next_heartbeat) {
-        publish_event("worker.heartbeat", worker_event("worker-heartbeat"));
+        publish_event("worker.heartbeat",
+                      tq::detail::worker_event(node_, "worker-heartbeat", opts_.heartbeat));
         next_heartbeat = std::chrono::steady_clock::now() + opts_.heartbeat;
       }
     } catch (...) {
@@ -230,7 +170,7 @@ void RedisWorkerService::pidbox_loop() {
       Json env = loads(m->data);
       if (env.contains("headers") && env["headers"].is_object()) {
         auto& h = env["headers"];
-        if (h.contains("clock") && h["clock"].is_number()) next_clock(h["clock"].get<long>());
+        if (h.contains("clock") && h["clock"].is_number()) node_.next_clock(h["clock"].get<long>());
       }
       Json req = envelope_body(env);
       auto payload = handle(req);
@@ -242,60 +182,9 @@ void RedisWorkerService::pidbox_loop() {
 }
 
 std::optional<Json> RedisWorkerService::handle(const Json& req) {
-  if (!req.is_object() || !req.contains("method") || !req["method"].is_string())
-    return std::nullopt;
-  if (!celeriac::tq::detail::node_selected(req, hostname_)) return std::nullopt;
-  ++handled_;
-  const std::string method = req["method"].get<std::string>();
-  Json args =
-      req.contains("arguments") && req["arguments"].is_object() ? req["arguments"] : Json::object();
-  if (method == "ping") return Json{{"ok", "pong"}};
-  if (method == "stats") return worker_.stats();
-  if (method == "registered") return worker_.registered();
-  if (method == "active") return worker_.active();
-  if (method == "reserved") return worker_.reserved();
-  if (method == "scheduled") return Json::array();  // far ETAs are parked in Redis (celeriac.eta)
-  if (method == "revoked") return Json::array();
-  if (method == "clock") return Json{{"clock", clock_.load()}};
-  if (method == "active_queues") {
-    Json qs = Json::array();
-    for (auto& q : worker_.queues())
-      qs.push_back({{"name", q},
-                    {"exchange", {{"name", q}, {"type", "direct"}, {"durable", true}}},
-                    {"routing_key", q},
-                    {"durable", true},
-                    {"exclusive", false},
-                    {"auto_delete", false},
-                    {"no_ack", false}});
-    return qs;
-  }
-  if (method == "hello") {
-    // mingle: answer other nodes only
-    if (args.value("from_node", "") == hostname_) return std::nullopt;
-    return Json{{"revoked", Json::object()}, {"clock", clock_.load()}};
-  }
-  if (method == "revoke") {
-    std::vector<std::string> ids;
-    if (args.contains("task_id")) {
-      auto& t = args["task_id"];
-      if (t.is_string()) ids.push_back(t.get<std::string>());
-      if (t.is_array())
-        for (auto& x : t)
-          if (x.is_string()) ids.push_back(x.get<std::string>());
-    }
-    bool terminate = args.value("terminate", false);
-    std::string joined;
-    for (auto& id : ids) {
-      worker_.revoke(id, terminate);
-      joined += (joined.empty() ? "" : ", ") + id;
-    }
-    return Json{{"ok", "tasks " + joined + " flagged as revoked"}};
-  }
-  if (method == "shutdown") {
-    worker_.shutdown();
-    return std::nullopt;  // Celery's worker does not reply to shutdown
-  }
-  return Json{{"error", "No such control command: " + method}};
+  if (req.is_object() && req.contains("method") && tq::detail::node_selected(req, hostname_))
+    ++handled_;
+  return tq::detail::dispatch_control(node_, req);
 }
 
 void RedisWorkerService::reply(const Json& req, const Json& payload) {
@@ -308,7 +197,7 @@ void RedisWorkerService::reply(const Json& req, const Json& payload) {
   body[hostname_] = payload;
   OrderedJson headers = OrderedJson::object();
   headers["ticket"] = req.value("ticket", "");
-  headers["clock"] = next_clock();
+  headers["clock"] = node_.next_clock();
   std::string env = make_envelope(body, headers, exchange, rk, 1);
   pool_.run([&](Connection& c) {
     Reply members = c.command({"SMEMBERS", "_kombu.binding." + exchange});
@@ -345,7 +234,8 @@ void RedisWorkerService::stop() {
       for (auto& e : batch) list.push_back(std::move(e));
       publish_event("task.multi", list);
     }
-    publish_event("worker.offline", worker_event("worker-offline"));
+    publish_event("worker.offline",
+                  tq::detail::worker_event(node_, "worker-offline", opts_.heartbeat));
     pool_.run([&](Connection& c) {
       return c.command({"SREM", "_kombu.binding.celery.pidbox",
                         std::string(kSep) + std::string(kSep) + hostname_ + ".celery.pidbox"});

@@ -146,6 +146,7 @@ void Worker::start() {
       [&s](detail::JobPtr j) { s.pool->submit(std::move(j)); }, [&s] { s.shutdown_sequence(); });
   s.lifecycle->on_released([&s] { s.consumer->release(); });
   s.lifecycle->on_eta_ahead([&s](detail::JobPtr j) { s.consumer->hold(std::move(j)); });
+  if (s.opt.task_events) url.query["events"] = "1";  // -E: the services read the URL
   for (auto& f : worker_services(url.scheme)) {
     try {
       s.lifecycle->add_service(f(url, *this));

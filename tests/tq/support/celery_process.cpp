@@ -34,8 +34,8 @@ CeleryWorker::CeleryWorker(const std::string& broker_url, Options opts) : dir_("
                                    opts.hostname,
                                    "--loglevel=INFO",
                                    "--without-mingle",
-                                   "--without-gossip",
-                                   "--without-heartbeat"};
+                                   "--without-gossip"};
+  if (!opts.heartbeat) argv.push_back("--without-heartbeat");
   if (!opts.queues.empty()) {
     std::string q;
     for (auto& s : opts.queues) q += (q.empty() ? "" : ",") + s;

@@ -27,6 +27,7 @@ class CeleryWorker {
     std::string hostname = "py@celeriac-test";
     std::vector<std::string> queues;  ///< -Q (empty = default "celery")
     bool events = false;              ///< -E
+    bool heartbeat = false;           ///< worker-online/heartbeat events (else --without-heartbeat)
     std::vector<std::string> extra;   ///< more arguments
   };
   CeleryWorker(const std::string& broker_url, Options opts);

@@ -15,3 +15,9 @@ namespace celeriac::tq::amqp {
 /// factories and the "rpc" result backend.
 void register_transports();
 }  // namespace celeriac::tq::amqp
+
+namespace celeriac::tq::monitor {
+/// Defined in src/tq/monitor: registers remote control and worker events
+/// for "memory" and "sqlite" (the LocalBus carriers).
+void register_transports();
+}  // namespace celeriac::tq::monitor

@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "celeriac/tq/control.hpp"
+#include "celeriac/tq/detail/control_dispatch.hpp"
 #include "celeriac/tq/json.hpp"
 #include "celeriac/tq/redis/client.hpp"
 
@@ -69,9 +70,7 @@ class RedisWorkerService final : public WorkerService {
   void pidbox_loop();
   void event_loop();
   void reply(const Json& request, const Json& payload);
-  OrderedJson worker_event(const char* type);
   void publish_event(std::string_view routing_key, const OrderedJson& body);
-  long next_clock(long seen = 0);
 
   tq::Url url_;
   Url rurl_;
@@ -79,7 +78,7 @@ class RedisWorkerService final : public WorkerService {
   ServiceOptions opts_;
   std::string hostname_;
   ConnectionPool pool_;
-  std::atomic<long> clock_{0};
+  tq::detail::ControlNode node_;  // clock, events flag, dispatch target
   std::atomic<std::size_t> handled_{0};
   std::atomic<bool> stopping_{false};
   std::mutex mu_;
