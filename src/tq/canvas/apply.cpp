@@ -138,6 +138,8 @@ std::string build_chain(App& app, const Json& sig, const Apply& how,
   const Json& o = field(sig, "options");
   // A chain inside a group or chord: only its last step reports to it.
   Json& last = steps.back();
+  for (const char* key : {"group_id", "group_index", "chord"})
+    if (o.is_object() && o.contains(key)) last["options"][key] = o.at(key);
   for (auto it = how.extra_options.begin(); it != how.extra_options.end(); ++it)
     last["options"][it.key()] = it.value();
   if (o.is_object()) {
@@ -146,7 +148,10 @@ std::string build_chain(App& app, const Json& sig, const Apply& how,
       for (auto& s : steps) s["options"]["link_error"] = as_list(o.at("link_error"));
   }
   std::string last_id = freeze(last);
-  Json rest = Json::array();
+  // Steps waiting after this chain (a chord body that is a chain) run last.
+  Json rest = field(o, "chain").is_array() ? o.at("chain") : Json::array();
+  if (!how.chain.is_null())
+    for (const auto& s : how.chain) rest.push_back(s);
   for (std::size_t i = steps.size(); i-- > 1;) rest.push_back(steps[i]);
   Apply first;
   first.partial_args = how.partial_args;
@@ -173,7 +178,7 @@ std::string build_group(App& app, const Json& sig, const Apply& how,
 std::string build_chord(App& app, const Json& sig, const Apply& how,
                         std::vector<TaskMessage>& out) {
   Json body = sig.at("kwargs").at("body");
-  freeze(body);
+  const std::string body_id = freeze(body);
   for (auto it = how.extra_options.begin(); it != how.extra_options.end(); ++it)
     body["options"][it.key()] = it.value();
   if (!how.chain.is_null() && !how.chain.empty()) body["options"]["chain"] = how.chain;
@@ -207,7 +212,7 @@ std::string build_chord(App& app, const Json& sig, const Apply& how,
     each.extra_options["group_index"] = index++;
     build(app, m, each, out);
   }
-  return body.at("options").at("task_id").get<std::string>();
+  return body_id;
 }
 
 void check_type(const Json& v, bool ok, const std::string& where, const char* key,

@@ -33,8 +33,12 @@ Json child(const std::string& id) {
 
 std::optional<std::string> task_id_of(const Json& sig) {
   if (!sig.is_object()) return std::nullopt;
-  if (kind_of(sig) == "chord" && sig.contains("kwargs") && sig["kwargs"].is_object())
-    return task_id_of(sig["kwargs"].value("body", Json()));
+  const std::string kind = kind_of(sig);
+  const Json kwargs = sig.value("kwargs", Json());
+  if (kind == "chord" && kwargs.is_object()) return task_id_of(kwargs.value("body", Json()));
+  if (kind == "chain" && kwargs.is_object() && kwargs.value("tasks", Json()).is_array() &&
+      !kwargs["tasks"].empty())
+    return task_id_of(kwargs["tasks"].back());
   auto it = sig.find("options");
   if (it == sig.end() || !it->is_object()) return std::nullopt;
   auto id = it->find("task_id");

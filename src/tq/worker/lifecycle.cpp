@@ -331,7 +331,8 @@ void JobLifecycle::succeed(Job& j, Json result, double runtime) {
     }
   }
   if (m.chord.is_object()) {  // a chord part reports after its result is stored, before the ack
-    if (should_store(m, j.def)) writer_.write_now(canvas::with_children(make_meta(m, State::Success), result, children));
+    if (should_store(m, j.def))
+      writer_.write_now(canvas::with_children(make_meta(m, State::Success), result, children));
     canvas::on_ready(app_, m, State::Success, result);
     if (late) ack(j);
   } else if (should_store(m, j.def)) {
