@@ -79,7 +79,8 @@ long long key_count(const RedisServer& server, const std::string& pattern) {
 TEST(CanvasInterop, PythonChainsLinksAndErrbacksRunOnTheCppWorker) {
   RedisServer server;
   CppWorker cpp(server);
-  Json out = run_scenarios(server, {"chain", "chain_immutable", "link", "link_error", "chain_failure"});
+  Json out =
+      run_scenarios(server, {"chain", "chain_immutable", "link", "link_error", "chain_failure"});
 
   const Json& chain = out["chain"];
   EXPECT_EQ(chain["state"], "SUCCESS") << chain.dump();

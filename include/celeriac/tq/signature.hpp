@@ -9,6 +9,7 @@
 
 #include "celeriac/tq/async_result.hpp"
 #include "celeriac/tq/errors.hpp"
+#include "celeriac/tq/group_result.hpp"
 #include "celeriac/tq/json.hpp"
 #include "celeriac/tq/task.hpp"
 
@@ -90,8 +91,19 @@ class Signature {
 Signature chain(std::vector<Signature> steps);
 /// `a | b`: a chain (flattened when either side is one); `group | b` is a chord.
 Signature operator|(const Signature& a, const Signature& b);
+/// A group signature; apply_async() gives its GroupResult.
+class Group : public Signature {
+ public:
+  /// Wraps a group signature (throws SignatureError for anything else).
+  explicit Group(Signature sig);
+  /// Sends every member; their results.
+  GroupResult apply_async(Json partial_args = Json::array(), const CallOptions& options = {}) const;
+  /// apply_async() with no extra arguments.
+  GroupResult delay() const { return apply_async(); }
+};
+
 /// Celery's group(...): the members run in parallel.
-Signature group(std::vector<Signature> members);
+Group group(std::vector<Signature> members);
 /// Celery's chord(header, body): body runs with the list of header results.
 Signature chord(const Signature& header, const Signature& body);
 /// Celery's chord(header, body) with the header as a list of members.

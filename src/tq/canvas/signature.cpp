@@ -167,10 +167,38 @@ Signature operator|(const Signature& a, const Signature& b) {
   return c;
 }
 
-Signature group(std::vector<Signature> members) {
+Group group(std::vector<Signature> members) {
   Signature s = Signature::from_json(
       dict_of("celery.group", Json::array(), Json{{"tasks", dicts(members)}}, "group"));
   if (App* a = first_app(members)) s.bind(*a);
+  return Group(std::move(s));
+}
+
+Group::Group(Signature sig) : Signature(std::move(sig)) {
+  if (subtask_type() != "group")
+    throw SignatureError("Group: '" + task() + "' is not a group signature");
+}
+
+GroupResult Group::apply_async(Json partial_args, const CallOptions& options) const {
+  if (!app())
+    throw SignatureError("group is not bound to an app (use app.signature(...) or sig.bind(app))");
+  Signature s = *this;
+  s.set(options);
+  std::string gid = s.freeze();
+  std::vector<std::string> ids;
+  for (const auto& m : s.kwargs().at("tasks")) {
+    Json member = m;
+    ids.push_back(dc::freeze(member));
+  }
+  dc::Apply how;
+  how.partial_args = std::move(partial_args);
+  dc::apply(*app(), s.to_json(), how);
+  return GroupResult(*app(), gid, std::move(ids));
+}
+
+Signature App::signature(std::string name, Json args, Json kwargs) {
+  Signature s(std::move(name), std::move(args), std::move(kwargs));
+  s.bind(*this);
   return s;
 }
 
