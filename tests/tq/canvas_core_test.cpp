@@ -225,6 +225,28 @@ TEST_P(Canvas, NestedWorkflowsComplete) {
   EXPECT_THROW(e.get(kWait), tq::TaskError);
 }
 
+TEST_P(Canvas, MapStarmapChunksAndAccumulateRunAsCelerysBuiltins) {
+  Tasks t(*app);
+  start_worker();
+  EXPECT_EQ(tq::map(app->signature("tasks.echo"), Json::array({1, "a"})).apply_async().get(kWait),
+            Json::array({1, "a"}));
+  EXPECT_EQ(tq::starmap(t.add.s(), Json::parse("[[1, 2], [3, 4]]")).apply_async().get(kWait),
+            Json::array({3, 7}));
+  EXPECT_EQ(
+      tq::chunks(t.add.s(), Json::parse("[[1, 1], [2, 2], [3, 3]]"), 2).apply_async().get(kWait),
+      Json::parse("[[2, 4], [6]]"));
+  EXPECT_EQ(app->signature("celery.accumulate", {1, 2, 3}, {{"index", 1}}).apply_async().get(kWait),
+            2);
+  // a map over a bad item fails with the task's TypeError, naming the parameter
+  try {
+    tq::map(t.add.s(), Json::array({"x"})).apply_async().get(kWait);
+    ADD_FAILURE() << "map over a string ran";
+  } catch (const tq::TaskError& e) {
+    EXPECT_EQ(e.exc_type(), "TypeError") << e.message();
+  }
+  EXPECT_THROW(tq::chunks(t.add.s(), Json::array(), 0), tq::SignatureError);
+}
+
 TEST_P(Canvas, BadSignaturesAreRejectedWithTheFieldNamed) {
   auto expect_error = [](const Json& dict, const std::string& fragment) {
     try {

@@ -104,6 +104,15 @@ class Group : public Signature {
 
 /// Celery's group(...): the members run in parallel.
 Group group(std::vector<Signature> members);
+/// Celery's xmap: one task (celery.map) calling `task` on each element of
+/// `items` in the worker, returning the list of results.
+Signature map(const Signature& task, Json items);
+/// Celery's xstarmap: like map(), each element being a list of arguments.
+Signature starmap(const Signature& task, Json items);
+/// Celery's chunks: `items` (lists of arguments) split into parts of `n`,
+/// each part one celery.starmap task, all in one group.
+Group chunks(const Signature& task, Json items, std::size_t n);
+
 /// Celery's chord(header, body): body runs with the list of header results.
 Signature chord(const Signature& header, const Signature& body);
 /// Celery's chord(header, body) with the header as a list of members.

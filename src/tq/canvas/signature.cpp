@@ -1,5 +1,7 @@
 #include "celeriac/tq/signature.hpp"
 
+#include <algorithm>
+
 #include "apply.hpp"
 #include "celeriac/tq/app.hpp"
 
@@ -194,6 +196,38 @@ GroupResult Group::apply_async(Json partial_args, const CallOptions& options) co
   how.partial_args = std::move(partial_args);
   dc::apply(*app(), s.to_json(), how);
   return GroupResult(*app(), gid, std::move(ids));
+}
+
+namespace {
+Signature builtin_call(const char* name, const Signature& task, Json items) {
+  if (!items.is_array())
+    throw SignatureError(std::string(name) + ": items must be an array, got " + dumps(items));
+  Signature s(name, Json::array(), Json{{"task", task.to_json()}, {"it", std::move(items)}});
+  s.set_immutable();
+  if (task.app()) s.bind(*task.app());
+  return s;
+}
+}  // namespace
+
+Signature map(const Signature& task, Json items) {
+  return builtin_call("celery.map", task, std::move(items));
+}
+
+Signature starmap(const Signature& task, Json items) {
+  return builtin_call("celery.starmap", task, std::move(items));
+}
+
+Group chunks(const Signature& task, Json items, std::size_t n) {
+  if (n == 0) throw SignatureError("chunks: the chunk size must be at least 1");
+  if (!items.is_array())
+    throw SignatureError("chunks: items must be an array, got " + dumps(items));
+  std::vector<Signature> parts;
+  for (std::size_t i = 0; i < items.size(); i += n) {
+    Json part = Json::array();
+    for (std::size_t j = i; j < std::min(items.size(), i + n); ++j) part.push_back(items[j]);
+    parts.push_back(starmap(task, std::move(part)));
+  }
+  return group(std::move(parts));
 }
 
 Signature App::signature(std::string name, Json args, Json kwargs) {

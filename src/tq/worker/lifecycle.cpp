@@ -6,6 +6,7 @@
 
 #include <spdlog/spdlog.h>
 
+#include "../canvas/builtins.hpp"
 #include "../canvas/worker_steps.hpp"
 
 namespace celeriac::tq::detail {
@@ -171,6 +172,7 @@ JobLifecycle::Admission JobLifecycle::admit(const JobPtr& job) {
     return Admission::done;
   }
   const TaskDef* def = app_.find_task(m.task);
+  if (!def) def = canvas::builtin_task(app_, m.task);
   if (!def) {
     dead_letter(d, "unregistered task '" + m.task + "'", m.id, m.task, not_registered(m.task));
     if (m.has_canvas()) canvas::on_rejected(app_, m, error_meta(m, not_registered(m.task), ""));

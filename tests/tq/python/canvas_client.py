@@ -10,6 +10,7 @@ import json
 import sys
 
 from celery import chain, chord, group
+from celery.canvas import chunks, xmap, xstarmap
 from celery.result import AsyncResult, GroupResult
 
 from celeriac_test_tasks import app
@@ -107,6 +108,13 @@ def scenario(name):
         return {"state": "SUCCESS", "result": res.get(timeout=TIMEOUT)}
     if name == "chord_empty":
         return outcome(chord([], s("tasks.xsum")).apply_async())
+    if name == "map":
+        return outcome(xmap(s("tasks.echo"), [1, "two", [3]]).apply_async())
+    if name == "starmap":
+        return outcome(xstarmap(s("tasks.add"), [[1, 2], [3, 4]]).apply_async())
+    if name == "chunks":
+        res = chunks(s("tasks.add"), [[i, i] for i in range(10)], 3).apply_async()
+        return {"state": "SUCCESS", "result": res.get(timeout=TIMEOUT)}
     raise SystemExit("unknown scenario " + name)
 
 
