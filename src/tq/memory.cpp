@@ -5,6 +5,7 @@
 #include <atomic>
 #include <condition_variable>
 #include <deque>
+#include <limits>
 #include <map>
 #include <mutex>
 #include <unordered_map>
@@ -309,6 +310,13 @@ struct ResultStore {
   };
   std::unordered_map<std::string, Entry> metas;
   std::uint64_t version = 0;
+  // Chords (Celery's .s size and .j parts) and saved groups, under mu.
+  struct Chord {
+    std::optional<std::size_t> size;
+    std::map<std::pair<double, std::string>, Json> parts;  // (group_index, member text) -> part
+  };
+  std::unordered_map<std::string, Chord> chords;
+  std::unordered_map<std::string, std::vector<std::string>> groups;
 };
 
 class MemoryBackend final : public ResultBackend {
@@ -373,6 +381,48 @@ class MemoryBackend final : public ResultBackend {
   }
 
   std::chrono::seconds expires() const override { return expires_; }
+
+  void set_chord_size(std::string_view group_id, std::size_t size) override {
+    check();
+    std::lock_guard lock(s_->mu);
+    s_->chords[std::string(group_id)].size = size;
+  }
+
+  // The count and the completion check happen under one lock: exactly one
+  // part completes the chord.
+  std::optional<Json> add_chord_part(const ChordPart& part) override {
+    check();
+    Json member = Json::array({1, part.task_id, std::string(to_string(part.state)), part.result});
+    double score = part.group_index ? static_cast<double>(*part.group_index)
+                                    : std::numeric_limits<double>::infinity();
+    std::lock_guard lock(s_->mu);
+    auto& chord = s_->chords[part.group_id];
+    chord.parts.emplace(std::make_pair(score, dumps(member)), member);
+    if (!chord.size || chord.parts.size() != *chord.size) return std::nullopt;
+    Json all = Json::array();
+    for (auto& [key, p] : chord.parts) all.push_back(std::move(p));
+    s_->chords.erase(part.group_id);
+    return all;
+  }
+
+  void save_group(std::string_view group_id, const std::vector<std::string>& task_ids) override {
+    check();
+    std::lock_guard lock(s_->mu);
+    s_->groups[std::string(group_id)] = task_ids;
+  }
+
+  std::optional<std::vector<std::string>> restore_group(std::string_view group_id) override {
+    check();
+    std::lock_guard lock(s_->mu);
+    auto it = s_->groups.find(std::string(group_id));
+    if (it == s_->groups.end()) return std::nullopt;
+    return it->second;
+  }
+
+  void forget_group(std::string_view group_id) override {
+    std::lock_guard lock(s_->mu);
+    s_->groups.erase(std::string(group_id));
+  }
 
   void close() override {
     {

@@ -123,6 +123,12 @@ struct Db {
     exec(
         "CREATE INDEX IF NOT EXISTS tq_results_exp ON tq_results(expires_at) WHERE expires_at IS "
         "NOT NULL");
+    // Canvas: chord sizes and finished parts (Celery's .s and .j), saved groups.
+    exec("CREATE TABLE IF NOT EXISTS tq_chords(group_id TEXT PRIMARY KEY, size INTEGER)");
+    exec(
+        "CREATE TABLE IF NOT EXISTS tq_chord_parts(group_id TEXT NOT NULL, idx REAL NOT NULL, "
+        "part TEXT NOT NULL, UNIQUE(group_id, part))");
+    exec("CREATE TABLE IF NOT EXISTS tq_groups(group_id TEXT PRIMARY KEY, ids TEXT NOT NULL)");
   }
   ~Db() {
     if (watcher.joinable()) {
@@ -665,6 +671,78 @@ class SqliteBackend final : public ResultBackend {
   }
 
   std::chrono::seconds expires() const override { return expires_; }
+
+  void set_chord_size(std::string_view group_id, std::size_t size) override {
+    check();
+    std::lock_guard lock(db_->mu);
+    Stmt& s = db_->stmt("INSERT OR REPLACE INTO tq_chords(group_id, size) VALUES(?, ?)");
+    s.bind(1, group_id).bind(2, static_cast<long long>(size));
+    db_->run(s);
+  }
+
+  // One IMMEDIATE transaction: insert, count, compare, collect, delete —
+  // exactly one part (of any process) completes the chord.
+  std::optional<Json> add_chord_part(const ChordPart& part) override {
+    check();
+    const std::string text =
+        dumps(Json::array({1, part.task_id, std::string(to_string(part.state)), part.result}));
+    const double idx = part.group_index ? static_cast<double>(*part.group_index) : 1e300;
+    std::lock_guard lock(db_->mu);
+    return db_->transaction([&]() -> std::optional<Json> {
+      Stmt& ins =
+          db_->stmt("INSERT OR IGNORE INTO tq_chord_parts(group_id, idx, part) VALUES(?, ?, ?)");
+      ins.bind(1, part.group_id).bind(2, idx).bind(3, text);
+      db_->run(ins);
+      Stmt& q = db_->stmt(
+          "SELECT c.size, (SELECT COUNT(*) FROM tq_chord_parts p WHERE p.group_id = c.group_id) "
+          "FROM tq_chords c WHERE c.group_id = ?");
+      q.bind(1, part.group_id);
+      bool found = db_->row(q);
+      long long size = found ? q.integer(0) : -1, count = found ? q.integer(1) : 0;
+      sqlite3_reset(q.get());
+      if (!found || count != size) return std::nullopt;
+      Json all = Json::array();
+      Stmt& sel =
+          db_->stmt("SELECT part FROM tq_chord_parts WHERE group_id = ? ORDER BY idx, part");
+      sel.bind(1, part.group_id);
+      while (db_->row(sel)) all.push_back(loads(sel.text(0)));
+      sqlite3_reset(sel.get());
+      for (const char* sql : {"DELETE FROM tq_chord_parts WHERE group_id = ?",
+                              "DELETE FROM tq_chords WHERE group_id = ?"}) {
+        Stmt& del = db_->stmt(sql);
+        del.bind(1, part.group_id);
+        db_->run(del);
+      }
+      return all;
+    });
+  }
+
+  void save_group(std::string_view group_id, const std::vector<std::string>& task_ids) override {
+    check();
+    std::lock_guard lock(db_->mu);
+    Stmt& s = db_->stmt("INSERT OR REPLACE INTO tq_groups(group_id, ids) VALUES(?, ?)");
+    s.bind(1, group_id).bind(2, dumps(Json(task_ids)));
+    db_->run(s);
+  }
+
+  std::optional<std::vector<std::string>> restore_group(std::string_view group_id) override {
+    check();
+    std::lock_guard lock(db_->mu);
+    Stmt& s = db_->stmt("SELECT ids FROM tq_groups WHERE group_id = ?");
+    s.bind(1, group_id);
+    std::optional<std::string> text;
+    if (db_->row(s)) text = s.text(0);
+    sqlite3_reset(s.get());
+    if (!text) return std::nullopt;
+    return loads(*text).get<std::vector<std::string>>();
+  }
+
+  void forget_group(std::string_view group_id) override {
+    std::lock_guard lock(db_->mu);
+    Stmt& s = db_->stmt("DELETE FROM tq_groups WHERE group_id = ?");
+    s.bind(1, group_id);
+    db_->run(s);
+  }
 
   void close() override { closed_ = true; }
 

@@ -12,6 +12,7 @@
 #include "celeriac/tq/broker.hpp"
 #include "celeriac/tq/periodic_task.hpp"
 #include "celeriac/tq/result_backend.hpp"
+#include "celeriac/tq/signature.hpp"
 #include "celeriac/tq/task.hpp"
 
 namespace celeriac::tq {
@@ -49,6 +50,18 @@ class TaskHandle {
   AsyncResult<result_type> apply_async_with(const CallOptions& options, Args&&... args) const;
   /// The definition (name, params, options, runner).
   const TaskDef& def() const noexcept { return *def_; }
+  /// A signature of this task with positional args (Celery's add.s(2, 2)).
+  template <class... Args>
+  Signature s(Args&&... args) const {
+    Json a = Json::array();
+    (a.push_back(Json(std::forward<Args>(args))), ...);
+    return Signature(def_->name, std::move(a)).bind(*app_);
+  }
+  /// The immutable signature: the parent's result is not prepended (add.si(2, 2)).
+  template <class... Args>
+  Signature si(Args&&... args) const {
+    return s(std::forward<Args>(args)...).set_immutable();
+  }
 
  private:
   App* app_;
@@ -109,6 +122,8 @@ class App {
   /// Sends task `name` (need not be registered here, e.g. a Python task).
   AsyncResult<Json> send_task(const std::string& name, Json args = Json::array(),
                               Json kwargs = Json::object(), const CallOptions& options = {});
+  /// A signature of task `name` (need not be registered here), bound to this app.
+  Signature signature(std::string name, Json args = Json::array(), Json kwargs = Json::object());
   /// Builds the message for a call (no I/O); used by send_task and tests.
   TaskMessage build_message(const std::string& name, Json args, Json kwargs,
                             const CallOptions& options) const;

@@ -52,6 +52,15 @@ struct ResultMeta {
   static ResultMeta from_json(std::string_view text);
 };
 
+/// One finished part of a chord header (Celery's on_chord_part_return).
+struct ChordPart {
+  std::string group_id;                  ///< the chord's group id (headers.group)
+  std::optional<long long> group_index;  ///< the part's place in the header (null = last)
+  std::string task_id;                   ///< the part's task id
+  State state = State::Success;          ///< SUCCESS, FAILURE or REVOKED
+  Json result;                           ///< the value, or the serialized exception
+};
+
 /// Stores and fetches result metas. Thread-safe; every call may throw
 /// BackendError.
 class ResultBackend {
@@ -89,6 +98,21 @@ class ResultBackend {
   virtual std::chrono::seconds expires() const = 0;
   /// Releases connections; later calls throw BackendError. Idempotent.
   virtual void close() = 0;
+
+  // ---- chords (docs/tq-canvas.md); the defaults throw BackendError ----
+  /// Records how many parts the chord `group_id` has (Redis:
+  /// `celery-taskset-meta-<gid>.s`). Set before the last part is published.
+  virtual void set_chord_size(std::string_view group_id, std::size_t size);
+  /// Records a finished part, atomically. When this part completes the
+  /// count, returns every part as Celery's `[1, task_id, state, result]`,
+  /// ordered by group_index, and forgets the chord; otherwise nullopt.
+  virtual std::optional<Json> add_chord_part(const ChordPart& part);
+  /// Saves the member ids of group `group_id` (GroupResult.save()).
+  virtual void save_group(std::string_view group_id, const std::vector<std::string>& task_ids);
+  /// The member ids saved for `group_id`, or nullopt.
+  virtual std::optional<std::vector<std::string>> restore_group(std::string_view group_id);
+  /// Deletes a saved group (GroupResult.forget()).
+  virtual void forget_group(std::string_view group_id);
 };
 
 /// Makes a backend for a parsed URL.

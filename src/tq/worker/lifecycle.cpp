@@ -6,6 +6,9 @@
 
 #include <spdlog/spdlog.h>
 
+#include "../canvas/builtins.hpp"
+#include "../canvas/worker_steps.hpp"
+
 namespace celeriac::tq::detail {
 
 namespace {
@@ -162,16 +165,17 @@ JobLifecycle::Admission JobLifecycle::admit(const JobPtr& job) {
     return Admission::done;
   }
   TaskMessage& m = job->msg;
-  if (m.has_canvas()) {
-    std::string why = "task " + m.task + "[" + m.id +
-                      "] carries canvas work (callbacks/errbacks/chain/chord), which this worker "
-                      "does not run yet";
-    dead_letter(d, why, m.id, m.task, TaskError("NotImplementedError", "builtins", why));
+  if (std::string why = m.has_canvas() ? canvas::check_embed(m) : ""; !why.empty()) {
+    TaskError err("ValueError", "builtins", why);
+    dead_letter(d, why, m.id, m.task, err);
+    canvas::on_rejected(app_, m, error_meta(m, err, ""));
     return Admission::done;
   }
   const TaskDef* def = app_.find_task(m.task);
+  if (!def) def = canvas::builtin_task(app_, m.task);
   if (!def) {
     dead_letter(d, "unregistered task '" + m.task + "'", m.id, m.task, not_registered(m.task));
+    if (m.has_canvas()) canvas::on_rejected(app_, m, error_meta(m, not_registered(m.task), ""));
     return Admission::done;
   }
   job->def = def;
@@ -216,6 +220,8 @@ void JobLifecycle::dead_letter(const Delivery& d, const std::string& reason,
 void JobLifecycle::revoke(Job& j, const std::string& why) {
   ack(j);
   if (should_store(j.msg, j.def)) writer_.write(error_meta(j.msg, task_revoked(why), ""));
+  if (j.msg.has_canvas())
+    canvas::on_ready(app_, j.msg, State::Revoked, Json(task_revoked(why).to_json()));
   spdlog::info("task {}[{}] {}", j.msg.task, j.msg.id,
                why == "expired" ? "expired: revoked" : "revoked");
   if (has_services())
@@ -316,9 +322,25 @@ void JobLifecycle::finish(Job& j, Outcome out) {
 void JobLifecycle::succeed(Job& j, Json result, double runtime) {
   const TaskMessage& m = j.msg;
   std::optional<Delivery> late = acks_late(j) ? std::optional<Delivery>(j.delivery) : std::nullopt;
-  if (should_store(m, j.def)) {
+  Json children;
+  if (m.has_canvas()) {  // callbacks and the next chain step go out before the result is stored
+    try {
+      children = canvas::on_success(app_, m, result);
+    } catch (const std::exception& e) {
+      fail(m, TaskError("RuntimeError", "builtins", std::string("workflow: ") + e.what()),
+           should_store(m, j.def), "could not continue its workflow", std::move(late));
+      return;
+    }
+  }
+  if (m.chord.is_object()) {  // a chord part reports after its result is stored, before the ack
+    if (should_store(m, j.def))
+      writer_.write_now(canvas::with_children(make_meta(m, State::Success), result, children));
+    canvas::on_ready(app_, m, State::Success, result);
+    if (late) ack(j);
+  } else if (should_store(m, j.def)) {
     ResultMeta meta = make_meta(m, State::Success);
     meta.result = std::move(result);
+    if (children.is_array()) meta.children = std::move(children);
     writer_.write(std::move(meta), std::move(late));
   } else if (late) {
     ack(j);
@@ -336,6 +358,13 @@ void JobLifecycle::succeed(Job& j, Json result, double runtime) {
 void JobLifecycle::fail(const TaskMessage& m, const TaskError& te, bool store_results,
                         const std::string& what, std::optional<Delivery> ack_after) {
   std::string tb = traceback_for(m, te);
+  if (m.has_canvas()) {  // stored first; then the chord part, the chain's steps, the errbacks
+    ResultMeta meta = error_meta(m, te, tb);
+    if (store_results) writer_.write_now(meta);
+    canvas::on_ready(app_, m, meta.status, meta.result);
+    canvas::on_failure(app_, m, meta, true);
+    store_results = false;
+  }
   if (store_results) {
     writer_.write(error_meta(m, te, tb), std::move(ack_after));
   } else if (ack_after) {

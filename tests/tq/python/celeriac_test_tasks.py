@@ -95,3 +95,9 @@ def beat_mark(self, tag="beat"):
     slot = getattr(self.request, "celeriac_beat_slot", None)
     app.backend.client.rpush("celeriac.test.beat." + tag, str(slot))
     return slot
+
+
+@app.task(name="tasks.xsum")
+def xsum(values):
+    """Canvas tests: the sum of a chord header's results."""
+    return sum(values)

@@ -41,6 +41,12 @@ class RedisResultBackend final : public tq::ResultBackend {
   std::size_t cleanup() override;
   std::chrono::seconds expires() const override { return expires_; }
   void close() override;
+  // chords with Celery's keys (result_backend_chord.cpp)
+  void set_chord_size(std::string_view group_id, std::size_t size) override;
+  std::optional<Json> add_chord_part(const ChordPart& part) override;
+  void save_group(std::string_view group_id, const std::vector<std::string>& task_ids) override;
+  std::optional<std::vector<std::string>> restore_group(std::string_view group_id) override;
+  void forget_group(std::string_view group_id) override;
 
  private:
   void check_open() const;
