@@ -287,7 +287,12 @@ TEST(BeatSchedule, JsonKinds) {
       [] {
         Schedule::from_json(Json{{"solar", "sunset"}}, "entry 'x'.schedule");
       },
-      {"entry 'x'.schedule", "unknown schedule kind", "solar"});
+      {"entry 'x'.schedule.lat", "expected degrees", "solar"});  // solar needs lat and lon
+  expect_config_error(
+      [] {
+        Schedule::from_json(Json{{"weekly", 1}}, "entry 'x'.schedule");
+      },
+      {"entry 'x'.schedule", "unknown schedule kind", "weekly", "solar"});
   expect_config_error(
       [] {
         Schedule::from_json(Json{{"crontab", "61 * * * *"}}, "entry 'x'.schedule");

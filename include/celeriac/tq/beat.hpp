@@ -17,6 +17,7 @@
 
 #include "celeriac/tq/beat_clock.hpp"
 #include "celeriac/tq/beat_store.hpp"
+#include "celeriac/tq/detail/entry_table.hpp"
 #include "celeriac/tq/periodic_task.hpp"
 
 namespace celeriac::tq {
@@ -77,8 +78,14 @@ class Beat {
   bool is_active() const;
   /// This instance's id.
   const std::string& instance_id() const noexcept { return options_.instance_id; }
-  /// The entries.
-  const std::vector<PeriodicEntry>& entries() const noexcept { return entries_; }
+  /// The entries (copies, rebuilt from the compact table beat keeps).
+  std::vector<PeriodicEntry> entries() const { return entries_.to_vector(); }
+  /// How many entries.
+  std::size_t entry_count() const noexcept { return entries_.size(); }
+  /// Distinct schedules / distinct (call, options) pairs among the entries
+  /// (each is stored once).
+  std::size_t distinct_schedules() const noexcept { return entries_.distinct_schedules(); }
+  std::size_t distinct_calls() const noexcept { return entries_.distinct_calls(); }
   /// The store.
   BeatStore& store() { return *store_; }
 
@@ -122,7 +129,7 @@ class Beat {
   void run();
 
   App& app_;
-  std::vector<PeriodicEntry> entries_;
+  detail::EntryTable entries_;  // compact: interned schedules and calls
   BeatOptions options_;
   std::shared_ptr<BeatStore> store_;
   const BeatClock& clock_;

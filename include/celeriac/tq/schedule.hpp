@@ -9,6 +9,7 @@
 
 #include "celeriac/tq/crontab.hpp"
 #include "celeriac/tq/json.hpp"
+#include "celeriac/tq/solar.hpp"
 
 namespace celeriac::tq {
 
@@ -32,6 +33,8 @@ class Schedule {
       : kind_(Interval{std::chrono::duration_cast<std::chrono::milliseconds>(d)}) {}
   /// On a crontab.
   Schedule(Crontab c) : kind_(std::move(c)) {}  // NOLINT: implicit on purpose
+  /// At a solar event (follows the wall clock, as crontabs do).
+  Schedule(Solar s) : kind_(std::move(s)) {}  // NOLINT: implicit on purpose
 
   /// Parses "30s", "500ms", "5m", "1.5h", "1d" (a number and a unit).
   /// Throws ConfigError naming `what` when malformed or not positive.
@@ -48,6 +51,8 @@ class Schedule {
   std::chrono::milliseconds period() const noexcept;
   /// The crontab, or nullptr.
   const Crontab* crontab() const noexcept { return std::get_if<Crontab>(&kind_); }
+  /// The solar event, or nullptr.
+  const Solar* solar() const noexcept { return std::get_if<Solar>(&kind_); }
 
   /// The first slot strictly after `t`. Intervals: `t + period`, or with
   /// `relative` the next multiple of the period since the epoch.
@@ -59,7 +64,7 @@ class Schedule {
   std::string describe() const;
 
  private:
-  std::variant<Interval, Crontab> kind_;
+  std::variant<Interval, Crontab, Solar> kind_;
 };
 
 }  // namespace celeriac::tq

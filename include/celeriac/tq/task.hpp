@@ -64,6 +64,8 @@ struct RetryPolicy {
   double interval_step = 0.2;
   /// Longest wait between retries (s).
   double interval_max = 0.2;
+
+  bool operator==(const RetryPolicy&) const = default;
 };
 
 /// Options of apply_async()/send_task().
@@ -84,6 +86,9 @@ struct CallOptions {
   std::optional<std::string> parent_id;         ///< headers.parent_id
   std::optional<std::string> root_id;           ///< headers.root_id
   std::optional<std::string> shadow;            ///< headers.shadow
+
+  /// Field by field (beat stores equal options once).
+  bool operator==(const CallOptions&) const = default;
 };
 
 /// A registered task, type-erased: what the worker runs.

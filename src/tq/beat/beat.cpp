@@ -47,13 +47,9 @@ milliseconds to_ms_ceil(nanoseconds d) {
 
 Beat::Beat(App& app, std::vector<PeriodicEntry> entries, BeatOptions options,
            std::shared_ptr<BeatStore> store, const BeatClock& clock)
-    : app_(app),
-      entries_(std::move(entries)),
-      options_(std::move(options)),
-      store_(std::move(store)),
-      clock_(clock) {
-  validate_entries(entries_);
-  if (entries_.size() > UINT32_MAX) throw ConfigError("beat: too many entries");
+    : app_(app), options_(std::move(options)), store_(std::move(store)), clock_(clock) {
+  validate_entries(entries);
+  entries_ = detail::EntryTable(std::move(entries));
   if (options_.lease <= milliseconds(0)) throw ConfigError("beat: lease must be positive");
   if (options_.renew_every <= milliseconds(0) || options_.renew_every >= options_.lease)
     throw ConfigError("beat: renew_every (" + std::to_string(options_.renew_every.count()) +
@@ -136,18 +132,18 @@ void Beat::become_active(WallPoint now_w, MonoPoint now_m) {
   interval_heap_ = Heap();
   cron_heap_ = Heap();
   for (std::uint32_t i = 0; i < entries_.size(); ++i) {
-    const PeriodicEntry& e = entries_[i];
+    const Schedule& schedule = entries_.schedule(i);
     Runtime& r = rt_[i];
     r = Runtime{};
     std::optional<WallPoint> last;
-    if (auto it = states.find(e.name); it != states.end()) {
+    if (auto it = states.find(std::string(entries_.name(i))); it != states.end()) {
       last = it->second.last_run;
       r.total = it->second.total_runs;
     }
     if (last) r.last_run_ns = ns(*last);
     // Never run: Celery's rule, the first slot after now. Else the slot after
     // the last one sent, which may be in the past: then it is due at once (catch-up).
-    WallPoint next = e.schedule.next_after(last.value_or(now_w), e.options.relative);
+    WallPoint next = schedule.next_after(last.value_or(now_w), entries_.options(i).relative);
     r.next_slot_ns = ns(next);
     r.due_mono_ns = ns(now_m) + (ns(next) - ns(now_w));
     push(i);
@@ -175,8 +171,8 @@ void Beat::demote(const char* why) {
 }
 
 void Beat::push(std::uint32_t i) {
-  if (!entries_[i].options.enabled) return;
-  if (entries_[i].schedule.is_interval())
+  if (!entries_.options(i).enabled) return;
+  if (entries_.schedule(i).is_interval())
     interval_heap_.emplace(rt_[i].due_mono_ns, i);
   else
     cron_heap_.emplace(rt_[i].next_slot_ns, i);
@@ -191,14 +187,17 @@ void Beat::send_due(const std::vector<std::uint32_t>& due, WallPoint now_w, Mono
   messages.reserve(due.size());
   for (std::size_t k = 0; k < due.size(); ++k) {
     std::uint32_t i = due[k];
-    const PeriodicEntry& e = entries_[i];
+    const Schedule& schedule = entries_.schedule(i);
+    const TaskCall& call = entries_.call(i);
+    const PeriodicOptions& opts = entries_.options(i);
+    std::string name(entries_.name(i));
     Runtime r = rt_[i];
     // The slot sent is the latest one due; earlier missed ones collapse into it (Celery's one
     // catch-up).
     WallPoint slot;
     nanoseconds late;
-    if (e.schedule.is_interval()) {
-      std::int64_t p = duration_cast<nanoseconds>(e.schedule.period()).count();
+    if (schedule.is_interval()) {
+      std::int64_t p = duration_cast<nanoseconds>(schedule.period()).count();
       std::int64_t missed = (ns(now_m) - r.due_mono_ns) / p;
       r.next_slot_ns += missed * p;
       r.due_mono_ns += missed * p;
@@ -207,28 +206,28 @@ void Beat::send_due(const std::vector<std::uint32_t>& due, WallPoint now_w, Mono
       r.next_slot_ns += p;
       r.due_mono_ns += p;
     } else {
-      slot = std::max(wall_at(r.next_slot_ns), e.schedule.last_at_or_before(now_w, now_w));
+      slot = std::max(wall_at(r.next_slot_ns), schedule.last_at_or_before(now_w, now_w));
       late = now_w - slot;
-      r.next_slot_ns = ns(e.schedule.next_after(std::max(slot, now_w)));
+      r.next_slot_ns = ns(schedule.next_after(std::max(slot, now_w)));
     }
     bool stale = options_.starting_deadline && late > *options_.starting_deadline;
     r.last_run_ns = ns(slot);
     if (stale) {
       ++counters_.skipped_stale;
-      spdlog::info("beat: '{}' slot {} skipped: {}ms late, past the starting deadline", e.name,
+      spdlog::info("beat: '{}' slot {} skipped: {}ms late, past the starting deadline", name,
                    format_iso8601(slot), duration_cast<milliseconds>(late).count());
     } else {
       ++r.total;
-      CallOptions o = e.call.options;
-      if (!e.options.queue.empty()) o.queue = e.options.queue;
-      if (e.options.priority) o.priority = e.options.priority;
-      if (e.options.expires) o.expires_in = e.options.expires;
-      o.headers["celeriac_beat_entry"] = e.name;
+      CallOptions o = call.options;
+      if (!opts.queue.empty()) o.queue = opts.queue;
+      if (opts.priority) o.priority = opts.priority;
+      if (opts.expires) o.expires_in = opts.expires;
+      o.headers["celeriac_beat_entry"] = name;
       o.headers["celeriac_beat_slot"] = format_iso8601(slot);
-      messages.push_back(app_.build_message(e.call.task, e.call.args, e.call.kwargs, o));
+      messages.push_back(app_.build_message(call.task, call.args, call.kwargs, o));
       sent.emplace_back(i, slot);
     }
-    updates.emplace_back(e.name, EntryState{slot, r.total});
+    updates.emplace_back(std::move(name), EntryState{slot, r.total});
     next[k] = r;
   }
   // Record before sending: a crash in between loses the slot rather than sending it twice.
@@ -270,17 +269,22 @@ std::vector<BeatEntryStatus> Beat::status() {
       std::vector<BeatEntryStatus> out;
       out.reserve(entries_.size());
       for (std::size_t i = 0; i < entries_.size(); ++i) {
-        const auto& e = entries_[i];
-        BeatEntryStatus s{e.name,       e.call.task,  e.schedule.describe(), e.options.enabled,
-                          std::nullopt, std::nullopt, rt_[i].total};
+        bool enabled = entries_.options(i).enabled;
+        BeatEntryStatus s{std::string(entries_.name(i)),
+                          entries_.call(i).task,
+                          entries_.schedule(i).describe(),
+                          enabled,
+                          std::nullopt,
+                          std::nullopt,
+                          rt_[i].total};
         if (rt_[i].last_run_ns) s.last_run = wall_at(rt_[i].last_run_ns);
-        if (e.options.enabled) s.next_run = wall_at(rt_[i].next_slot_ns);
+        if (enabled) s.next_run = wall_at(rt_[i].next_slot_ns);
         out.push_back(std::move(s));
       }
       return out;
     }
   }
-  return stored_status(entries_, *store_, clock_.wall());
+  return stored_status(entries_.to_vector(), *store_, clock_.wall());
 }
 
 std::vector<BeatEntryStatus> stored_status(const std::vector<PeriodicEntry>& entries,

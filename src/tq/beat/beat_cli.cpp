@@ -136,7 +136,7 @@ int run_beat_command(tq::App& app, const BeatCliOptions& o) {
   pthread_sigmask(SIG_BLOCK, &set, nullptr);
   auto beat = make_cli_beat(app, o);
   spdlog::info("beat {}: {} entries; waiting for the lease on {}", beat->instance_id(),
-               beat->entries().size(), beat->store().describe());
+               beat->entry_count(), beat->store().describe());
   beat->start();
   int sig = 0;
   while (sig <= 0) {

@@ -75,13 +75,29 @@ Schedule Schedule::from_json(const Json& j, const std::string& what) {
       throw ConfigError(what + ".crontab: " + e.what());
     }
   }
+  if (j.contains("solar")) {
+    const Json& ev = j["solar"];
+    if (!ev.is_string())
+      throw ConfigError(what + ".solar: expected an event name such as \"sunrise\", got " +
+                        dumps(ev));
+    for (const char* k : {"lat", "lon"})
+      if (!j.contains(k) || !j[k].is_number())
+        throw ConfigError(what + "." + k + ": expected degrees (a number) beside \"solar\", got " +
+                          (j.contains(k) ? dumps(j[k]) : std::string("nothing")));
+    try {
+      return Schedule(Solar(ev.get<std::string>(), j["lat"].get<double>(), j["lon"].get<double>()));
+    } catch (const ConfigError& e) {
+      throw ConfigError(what + ".solar: " + e.what());
+    }
+  }
   std::string keys;
   for (auto it = j.begin(); it != j.end(); ++it) keys += (keys.empty() ? "" : ", ") + it.key();
   throw ConfigError(what + ": unknown schedule kind (keys: " + (keys.empty() ? "none" : keys) +
-                    "); expected \"every\" or \"crontab\"");
+                    "); expected \"every\", \"crontab\" or \"solar\"");
 }
 
 Json Schedule::to_json() const {
+  if (auto s = solar()) return Json{{"solar", s->event()}, {"lat", s->lat()}, {"lon", s->lon()}};
   if (auto c = crontab()) {
     Json j = {{"crontab", c->line()}};
     if (!c->time_zone().is_utc()) j["timezone"] = c->time_zone().name();
@@ -97,6 +113,8 @@ milliseconds Schedule::period() const noexcept {
 
 Schedule::TimePoint Schedule::next_after(TimePoint t, bool relative) const {
   if (auto c = crontab()) return c->next_after(t);
+  // No such event within a year (polar): look again a year later.
+  if (auto s = solar()) return s->next_after(t).value_or(t + hours(24 * 366));
   auto p = duration_cast<TimePoint::duration>(period());
   if (!relative) return t + p;
   auto since = t.time_since_epoch();
@@ -105,6 +123,7 @@ Schedule::TimePoint Schedule::next_after(TimePoint t, bool relative) const {
 
 Schedule::TimePoint Schedule::last_at_or_before(TimePoint anchor, TimePoint now) const {
   if (auto c = crontab()) return c->last_at_or_before(now);
+  if (auto s = solar()) return s->last_at_or_before(now).value_or(anchor);
   auto p = duration_cast<TimePoint::duration>(period());
   if (now < anchor) return anchor;
   return anchor + ((now - anchor) / p) * p;
@@ -112,6 +131,7 @@ Schedule::TimePoint Schedule::last_at_or_before(TimePoint anchor, TimePoint now)
 
 std::string Schedule::describe() const {
   if (auto c = crontab()) return c->describe();
+  if (auto s = solar()) return s->describe();
   auto ms = period().count();
   if (ms % 1000 == 0) return "<every " + std::to_string(ms / 1000) + "s>";
   return "<every " + std::to_string(ms) + "ms>";
