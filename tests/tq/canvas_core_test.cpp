@@ -262,7 +262,7 @@ TEST_P(Canvas, MalformedEmbedIsDeadLetteredAndEveryNamedIdFails) {
   app->broker().publish("celery", 0, tq::encode(m));
   app->broker().publish("celery", 0, tq::encode(c));
   start_worker();
-  for (const std::string id : {m.id, std::string("step-ok"), std::string("step-bad")}) {
+  for (const std::string& id : {m.id, std::string("step-ok"), std::string("step-bad")}) {
     try {
       app->async_result(id).get(kWait);
       ADD_FAILURE() << id << " succeeded";
@@ -272,7 +272,7 @@ TEST_P(Canvas, MalformedEmbedIsDeadLetteredAndEveryNamedIdFails) {
           << id << ": " << e.message();
     }
   }
-  for (const std::string id : {c.id, std::string("body-x")}) {
+  for (const std::string& id : {c.id, std::string("body-x")}) {
     try {
       app->async_result(id).get(kWait);
       ADD_FAILURE() << id << " succeeded";
