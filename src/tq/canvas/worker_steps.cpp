@@ -208,6 +208,9 @@ void on_failure(App& app, const TaskMessage& m, const ResultMeta& failure, bool 
 void on_rejected(App& app, const TaskMessage& m, const ResultMeta& failure) {
   try {
     if (m.chord.is_object() && m.group) on_ready(app, m, State::Failure, failure.result);
+    // The chord's body is what its client waits on: fail it even when the
+    // count cannot complete (no size recorded, or this part is unreadable).
+    if (auto body_id = task_id_of(m.chord)) app.backend().store(failure_for(*body_id, failure));
   } catch (const std::exception& e) {
     spdlog::error("{}: chord part could not be failed: {}", where_of(m), e.what());
   }
