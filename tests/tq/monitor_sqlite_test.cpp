@@ -333,3 +333,33 @@ TEST_F(MonitorSqlite, WorkerMetricsServerCountsThisWorkersTasks) {
   })) << http_get(server.port(), "/metrics").second;
   EXPECT_EQ(http_get(server.port(), "/healthcheck").second, "OK");
 }
+
+// memory://: the same events and remote control through the in-process bus.
+TEST(MonitorMemory, EventsAndRemoteControlInProcess) {
+  tq::App app("memory://monitor-" + tq::make_uuid(), "");
+  app.task("tests.add", {"x", "y"}, [](int x, int y) { return x + y; });
+  auto rx = tq::make_event_receiver(app.config().broker_url);
+  tq::WorkerOptions o;
+  o.hostname = "celery@mon-memory";
+  o.concurrency = 1;
+  o.poll_interval = 20ms;
+  o.task_events = true;
+  tq::Worker worker(app, o);
+  worker.start();
+  auto client = tq::make_control_client(app.config().broker_url);
+  auto pong = client->broadcast("ping", tq::Json::object(),
+                                std::vector<std::string>{"celery@mon-memory"}, 10s);
+  ASSERT_EQ(pong.size(), 1u);
+  EXPECT_EQ(pong[0]["celery@mon-memory"], (tq::Json{{"ok", "pong"}}));
+  auto r = app.send_task("tests.add", tq::Json::array({4, 5}));
+  EXPECT_EQ(r.get(30s), 9);
+  bool succeeded = false;
+  ASSERT_TRUE(eventually([&] {
+    for (auto& e : rx->poll(100ms))
+      succeeded =
+          succeeded || (e.value("type", "") == "task-succeeded" && e.value("uuid", "") == r.id());
+    return succeeded;
+  }));
+  worker.stop();
+  worker.wait(30s);
+}

@@ -8,6 +8,7 @@
 #include <condition_variable>
 #include <mutex>
 #include <thread>
+#include <unordered_set>
 
 #include <spdlog/spdlog.h>
 
@@ -68,8 +69,8 @@ struct Dashboard::Impl {
   std::atomic<bool> stopping{false};
   std::mutex mu;
   std::condition_variable cv;
-  std::unordered_map<std::string, Json> dirty;  // tasks to persist
-  detail::UpdateFeed feed;                      // for the live pages (SSE)
+  std::unordered_set<std::string> dirty;  // ids of tasks to persist
+  detail::UpdateFeed feed;                // for the live pages (SSE)
   std::atomic<std::uint64_t> receiver_malformed{0};
 
   Impl(App& a, DashboardOptions o)
@@ -105,16 +106,10 @@ struct Dashboard::Impl {
       try {
         if (!rx) rx = make_event_receiver(app.config().broker_url);
         for (auto& e : rx->poll(200ms)) {
-          if (auto t = state.apply(e)) {
-            auto u = t->find("uuid");
-            if (u == t->end() || !u->is_string()) {
-              spdlog::warn("dashboard: task record without uuid: {}", t->dump());
-              continue;
-            }
-            std::string id = u->get<std::string>();
-            feed.push(*t);
+          if (auto id = state.apply(e)) {
+            feed.push(*id);
             std::lock_guard lk(mu);
-            dirty[id] = std::move(*t);
+            dirty.insert(std::move(*id));
           }
         }
         receiver_malformed = rx->malformed();
@@ -128,12 +123,16 @@ struct Dashboard::Impl {
   }
 
   void flush_history() {
-    std::unordered_map<std::string, Json> batch;
+    std::unordered_set<std::string> ids;
     {
       std::lock_guard lk(mu);
-      batch.swap(dirty);
+      ids.swap(dirty);
     }
-    if (!batch.empty() && history) history->save(batch);
+    if (ids.empty() || !history) return;
+    std::unordered_map<std::string, Json> batch;
+    for (auto& id : ids)
+      if (auto t = state.record(id)) batch.emplace(id, std::move(*t));
+    history->save(batch);
   }
 
   void flush_loop() {

@@ -250,19 +250,19 @@ void queue_routes(httplib::Server& s, RouteContext& c) {
 
 }  // namespace
 
-void UpdateFeed::push(Json task) {
+void UpdateFeed::push(std::string id) {
   {
     std::lock_guard lk(mu_);
-    log_.emplace_back(++last_, std::move(task));
+    log_.emplace_back(++last_, std::move(id));
     while (log_.size() > 200) log_.pop_front();
   }
   cv_.notify_all();
 }
 
-std::vector<Json> UpdateFeed::wait(std::uint64_t& seq, std::chrono::milliseconds timeout) {
+std::vector<std::string> UpdateFeed::wait(std::uint64_t& seq, std::chrono::milliseconds timeout) {
   std::unique_lock lk(mu_);
   cv_.wait_for(lk, timeout, [&] { return closed_ || last_ > seq; });
-  std::vector<Json> out;
+  std::vector<std::string> out;
   for (auto& [n, t] : log_)
     if (n > seq) out.push_back(t);
   seq = last_;
@@ -333,14 +333,16 @@ void install_api_routes(httplib::Server& s, RouteContext ctx) {
                                          return false;
                                        }
                                        *next = std::chrono::steady_clock::now() + 1000ms;
-                                       auto tasks = c->feed.wait(*seq, 1000ms);
+                                       auto ids = c->feed.wait(*seq, 1000ms);
                                        if (c->stopping || c->feed.closed()) {
                                          sink.done();
                                          return false;
                                        }
                                        Json msg = summary(*c);
-                                       msg["tasks"] = tasks;
-                                       msg["workers"] = c->state.workers();
+                                       Json tasks = Json::array();
+                                       for (auto& id : ids)
+                                         if (auto t = c->state.record(id)) tasks.push_back(*t);
+                                       msg["tasks"] = std::move(tasks);
                                        std::string line = "data: " + msg.dump() + "\n\n";
                                        return sink.write(line.data(), line.size());
                                      });

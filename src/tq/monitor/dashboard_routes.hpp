@@ -8,6 +8,7 @@
 #include <deque>
 #include <functional>
 #include <mutex>
+#include <string>
 #include <vector>
 
 #include "celeriac/tq/json.hpp"
@@ -26,10 +27,10 @@ namespace celeriac::tq::detail {
 /// Recent task updates for the live pages: a bounded log with sequence numbers.
 class UpdateFeed {
  public:
-  /// Adds a task record.
-  void push(Json task);
-  /// Updates after `seq` (advanced), waiting up to `timeout` for one; at most the newest 200.
-  std::vector<Json> wait(std::uint64_t& seq, std::chrono::milliseconds timeout);
+  /// Notes that task `id` changed.
+  void push(std::string id);
+  /// Ids changed after `seq` (advanced), waiting up to `timeout` for one; at most the newest 200.
+  std::vector<std::string> wait(std::uint64_t& seq, std::chrono::milliseconds timeout);
   /// Waits until `deadline` or close(), whichever comes first; true when closed.
   bool closed_by(std::chrono::steady_clock::time_point deadline);
   /// Wakes every waiter for good.
@@ -40,7 +41,7 @@ class UpdateFeed {
  private:
   mutable std::mutex mu_;
   std::condition_variable cv_;
-  std::deque<std::pair<std::uint64_t, Json>> log_;
+  std::deque<std::pair<std::uint64_t, std::string>> log_;
   std::uint64_t last_ = 0;
   bool closed_ = false;
 };

@@ -92,7 +92,7 @@ std::string format_event_time(double unix_seconds) {
 
 MonitorState::MonitorState(StateLimits limits) : limits_(limits) {}
 
-std::optional<Json> MonitorState::apply(const Json& e) {
+std::optional<std::string> MonitorState::apply(const Json& e) {
   std::lock_guard lk(mu_);
   if (!e.is_object() || !e.contains("type") || !e["type"].is_string()) {
     ++malformed_;
@@ -127,7 +127,7 @@ void MonitorState::apply_worker(const std::string& type, const Json& e) {
   w.offline = type == "worker-offline";
 }
 
-std::optional<Json> MonitorState::apply_task(const std::string& type, const Json& e) {
+std::optional<std::string> MonitorState::apply_task(const std::string& type, const Json& e) {
   std::string id = str(e, "uuid");
   const char* state = state_of(type);
   if (id.empty() || !state) {
@@ -183,9 +183,8 @@ std::optional<Json> MonitorState::apply_task(const std::string& type, const Json
   } else if (type == "task-retried") {
     count_second(ts, kRetried);
   }
-  Json copy = t;
   evict();
-  return copy;
+  return id;
 }
 
 void MonitorState::restore_task(const Json& task) {
@@ -247,6 +246,13 @@ Json MonitorState::tasks(const TaskQuery& q) const {
     if (q.limit && ++taken >= q.limit) break;
   }
   return out;
+}
+
+std::optional<Json> MonitorState::record(const std::string& id) const {
+  std::lock_guard lk(mu_);
+  auto it = tasks_.find(id);
+  if (it == tasks_.end()) return std::nullopt;
+  return it->second;
 }
 
 std::optional<Json> MonitorState::task(const std::string& id) const {

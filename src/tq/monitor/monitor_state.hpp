@@ -46,8 +46,10 @@ class MonitorState {
  public:
   explicit MonitorState(StateLimits limits = {});
   /// Applies one event (Celery's format). Events without "type" are counted
-  /// as malformed and ignored. Returns the task's new record when a task changed.
-  std::optional<Json> apply(const Json& event);
+  /// as malformed and ignored. Returns the task's id when a task changed.
+  std::optional<std::string> apply(const Json& event);
+  /// A task's record as stored (no children lookup), or nullopt.
+  std::optional<Json> record(const std::string& id) const;
   /// Restores a task record (from the history file) without counting it.
   void restore_task(const Json& task);
   /// Flower's /api/workers-like object {hostname: {...}} from events.
@@ -86,7 +88,7 @@ class MonitorState {
     std::uint64_t count = 0;
   };
   void apply_worker(const std::string& type, const Json& e);
-  std::optional<Json> apply_task(const std::string& type, const Json& e);
+  std::optional<std::string> apply_task(const std::string& type, const Json& e);
   void count_second(double ts, int kind);
   void evict();
 
