@@ -103,6 +103,8 @@ TaskMessage App::build_message(const std::string& name, Json args, Json kwargs,
     throw ConfigError("task '" + name + "': priority " + std::to_string(*o.priority) +
                       " out of range 0-9");
   TaskMessage m;
+  m.queue = o.queue.empty() ? router_.route(name, args, kwargs).value_or(config_.default_queue)
+                            : o.queue;
   m.id = o.task_id.empty() ? make_uuid() : o.task_id;
   m.task = name;
   m.args = std::move(args);
@@ -124,7 +126,6 @@ TaskMessage App::build_message(const std::string& name, Json args, Json kwargs,
     double secs = std::chrono::duration<double>(*m.expires - now).count();
     m.expiration = std::to_string(static_cast<long long>(std::max(0.0, secs)));
   }
-  m.queue = o.queue.empty() ? config_.default_queue : o.queue;
   m.priority = o.priority.value_or(0);
   m.ignore_result = o.ignore_result.value_or(false);
   m.extra_headers = o.headers.is_object() ? o.headers : OrderedJson::object();

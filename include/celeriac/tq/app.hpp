@@ -12,6 +12,7 @@
 #include "celeriac/tq/broker.hpp"
 #include "celeriac/tq/periodic_task.hpp"
 #include "celeriac/tq/result_backend.hpp"
+#include "celeriac/tq/routes.hpp"
 #include "celeriac/tq/task.hpp"
 
 namespace celeriac::tq {
@@ -101,6 +102,15 @@ class App {
   }
   /// Registers an already built definition (dynamic tasks).
   const TaskDef& register_task(TaskDef def);
+  /// Routes calls of tasks matching `pattern` (exact name or glob such as
+  /// "tasks.io.*") to `queue` when the call names no queue (Celery's
+  /// task_routes); routes are checked in order, the first match wins.
+  void route(std::string pattern, std::string queue) { router_.add(std::move(pattern), std::move(queue)); }
+  /// Adds a router function (checked in order with the patterns); what it
+  /// throws fails the call and nothing is sent.
+  void route(RouterFn fn) { router_.add(std::move(fn)); }
+  /// The routes added so far.
+  const Router& router() const noexcept { return router_; }
   /// The task named `name`, or nullptr.
   const TaskDef* find_task(std::string_view name) const;
   /// Registered names, sorted.
@@ -164,6 +174,7 @@ class App {
   std::unique_ptr<ResultBackend> backend_;
   std::unique_ptr<detail::ResultWatcher> watcher_;
   std::vector<PeriodicEntry> periodic_;  // beat entries (add_periodic_task)
+  Router router_;                        // task routes (route())
 };
 
 // ---- TaskHandle ----

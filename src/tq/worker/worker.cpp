@@ -156,6 +156,8 @@ void Worker::start() {
     std::lock_guard lock(s.mu);
     s.started = true;
   }
+  for (const auto& glob : s.app.router().unmatched_globs(s.app.task_names()))
+    spdlog::warn("route pattern '{}' matches no registered task", glob);
   s.consumer->start();
   spdlog::info("{} ready: pool={} concurrency={} queues={} broker={}", s.hostname, s.pool->name(),
                s.pool->concurrency(), fmt_queues(s.queues), s.broker->url());
