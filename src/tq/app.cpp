@@ -1,6 +1,7 @@
 #include "celeriac/tq/app.hpp"
 
 #include "celeriac/tq/detail/result_watcher.hpp"
+#include "celeriac/tq/rate_limit.hpp"
 
 #include <algorithm>
 #include <condition_variable>
@@ -52,6 +53,8 @@ void App::set_urls(const std::string& broker_url, const std::string& backend_url
 const TaskDef& App::register_task(TaskDef def) {
   if (def.name.empty()) throw ConfigError("task name must not be empty");
   if (!def.run) throw ConfigError("task '" + def.name + "' has no function");
+  (void)parse_rate(def.options.rate_limit, "task '" + def.name + "' rate_limit");
+  (void)parse_rate(def.options.global_rate_limit, "task '" + def.name + "' global_rate_limit");
   std::lock_guard lock(mu_);
   if (tasks_.count(def.name)) throw ConfigError("task '" + def.name + "' is already registered");
   auto p = std::make_unique<TaskDef>(std::move(def));

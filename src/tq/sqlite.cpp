@@ -426,6 +426,28 @@ class SqliteBroker final : public Broker {
     return n;
   }
 
+  // Fleet-wide rate limit: the bucket's next allowed start (microseconds
+  // since the epoch) in tq_rate, read and moved in one transaction.
+  std::chrono::microseconds take_rate_slot(std::string_view key,
+                                           std::chrono::microseconds interval) override {
+    check();
+    std::lock_guard lock(db_->mu);
+    db_->exec("CREATE TABLE IF NOT EXISTS tq_rate(key TEXT PRIMARY KEY, next_us INTEGER NOT NULL)");
+    return db_->transaction([&] {
+      long long now = std::chrono::duration_cast<std::chrono::microseconds>(
+                          std::chrono::system_clock::now().time_since_epoch())
+                          .count();
+      Stmt& get = db_->stmt("SELECT next_us FROM tq_rate WHERE key = ?");
+      get.bind(1, key);
+      long long start = db_->row(get) ? std::max(now, get.integer(0)) : now;
+      sqlite3_reset(get.get());
+      Stmt& put = db_->stmt("INSERT OR REPLACE INTO tq_rate(key, next_us) VALUES(?, ?)");
+      put.bind(1, key).bind(2, start + static_cast<long long>(interval.count()));
+      db_->run(put);
+      return std::chrono::microseconds(start - now);
+    });
+  }
+
   void close() override {
     if (closed_.exchange(true)) return;
     {

@@ -116,6 +116,14 @@ class Broker {
 
   /// Releases connections; later calls throw BrokerError. Idempotent.
   virtual void close() = 0;
+
+  /// Fleet-wide rate limits: reserves the next start slot of bucket `key`
+  /// (one start per `interval`, a token bucket of capacity one shared by all
+  /// workers on this broker) and returns how long from now until it (zero:
+  /// start now). Atomic per call; Redis runs one script, SQLite one
+  /// transaction; this default keeps the bucket in the process (memory://).
+  virtual std::chrono::microseconds take_rate_slot(std::string_view key,
+                                                   std::chrono::microseconds interval);
 };
 
 /// Makes a broker for a parsed URL.

@@ -45,6 +45,12 @@ struct TaskOptions {
   bool track_started = false;
   /// Default queue for calls ("" = the app's default queue).
   std::string queue;
+  /// Per-worker rate limit as Celery writes it ("10/s", "100/m", "1000/h",
+  /// a number = per second; "" = none): a limited job waits off the pool.
+  std::string rate_limit;
+  /// The same, enforced across every worker on the broker (Redis: one
+  /// atomic script per start; SQLite: a transaction; memory: this process).
+  std::string global_rate_limit;
 };
 
 /// An autoretry_for predicate matching any of the exception types E...

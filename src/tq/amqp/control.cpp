@@ -10,6 +10,7 @@
 #include "celeriac/tq/amqp/detail/connection.hpp"
 #include "celeriac/tq/errors.hpp"
 #include "celeriac/tq/message.hpp"
+#include "celeriac/tq/rate_limit.hpp"
 
 namespace celeriac::tq::amqp {
 
@@ -284,6 +285,7 @@ std::optional<Json> AmqpWorkerService::handle(const Json& req) {
   Json args =
       req.contains("arguments") && req["arguments"].is_object() ? req["arguments"] : Json::object();
   if (method == "ping") return Json{{"ok", "pong"}};
+  if (method == "rate_limit") return control_rate_limit(im.worker, args);
   if (method == "stats") return im.worker.stats();
   if (method == "registered") return im.worker.registered();
   if (method == "active") return im.worker.active();

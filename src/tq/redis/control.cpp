@@ -9,6 +9,7 @@
 
 #include "celeriac/tq/errors.hpp"
 #include "celeriac/tq/message.hpp"
+#include "celeriac/tq/rate_limit.hpp"
 #include "celeriac/tq/redis/broker.hpp"
 #include "celeriac/tq/redis/errors.hpp"
 #include "celeriac/tq/redis/pubsub.hpp"
@@ -277,6 +278,7 @@ std::optional<Json> RedisWorkerService::handle(const Json& req) {
   Json args =
       req.contains("arguments") && req["arguments"].is_object() ? req["arguments"] : Json::object();
   if (method == "ping") return Json{{"ok", "pong"}};
+  if (method == "rate_limit") return control_rate_limit(worker_, args);
   if (method == "stats") return worker_.stats();
   if (method == "registered") return worker_.registered();
   if (method == "active") return worker_.active();

@@ -131,10 +131,14 @@ void Consumer::receive_all(std::vector<Delivery> got) {
 }
 
 void Consumer::hold(JobPtr job) {
+  TimePoint eta = *job->msg.eta;
+  hold_until(std::move(job), eta);
+}
+
+void Consumer::hold_until(JobPtr job, TimePoint when) {
   {
     std::lock_guard lock(mu_);
-    TimePoint eta = *job->msg.eta;
-    eta_held_.emplace(eta, std::move(job));
+    eta_held_.emplace(when, std::move(job));
     --in_flight_;
   }
   cv_.notify_all();

@@ -47,6 +47,8 @@ class Consumer {
   void release();
   /// An admitted job whose ETA is ahead: held outside the window until due.
   void hold(JobPtr job);
+  /// A job that must not start before `when` (rate limit): held like an ETA.
+  void hold_until(JobPtr job, TimePoint when);
   /// The ETA-held jobs (for remote control's `reserved`).
   std::vector<JobPtr> held() const;
 

@@ -272,6 +272,12 @@ bool JobLifecycle::begin(const JobPtr& job) {
         return false;
     }
   }
+  if (limiter_ && rate_hold_ && !j.rate_slot_taken) {
+    if (auto until = limiter_->take(*j.def, broker_, j.rate_slot_taken)) {
+      rate_hold_(job, *until);
+      return false;  // off the pool until its start slot
+    }
+  }
   const TaskMessage& m = j.msg;
   bool revoked_now;
   {

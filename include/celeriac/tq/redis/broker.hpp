@@ -85,6 +85,8 @@ class RedisBroker final : public tq::Broker {
   std::size_t purge(std::string_view queue) override;
   std::size_t queue_length(std::string_view queue) override;
   void close() override;
+  std::chrono::microseconds take_rate_slot(std::string_view key,
+                                           std::chrono::microseconds interval) override;
 
   /// Moves parked ETA messages that are due back to the front of their
   /// lists; returns how many. reserve() calls it (throttled) by itself.
