@@ -2,6 +2,7 @@
 
 #include "celeriac/tq/detail/result_watcher.hpp"
 #include "celeriac/tq/rate_limit.hpp"
+#include "celeriac/tq/unique.hpp"
 
 #include <algorithm>
 #include <condition_variable>
@@ -143,6 +144,21 @@ TaskMessage App::build_message(const std::string& name, Json args, Json kwargs,
 }
 
 std::string App::publish(const TaskMessage& m, const CallOptions& o) {
+  const TaskDef* def = find_task(m.task);
+  std::optional<TaskMessage> unique;  // m with its unique key header
+  if (double period = detail::unique_period(m, def, o); period > 0) {
+    unique = m;
+    if (auto twin = detail::claim_unique(broker(), *unique, def, period)) return *twin;
+  }
+  try {
+    return publish_envelope(unique ? *unique : m, o);
+  } catch (...) {
+    if (unique) detail::release_unique(broker(), *unique);
+    throw;
+  }
+}
+
+std::string App::publish_envelope(const TaskMessage& m, const CallOptions& o) {
   std::string envelope = encode(m);
   int attempts = 0;
   double interval = o.retry_policy.interval_start;
@@ -197,7 +213,8 @@ AsyncResult<Json> App::send_task(const std::string& name, Json args, Json kwargs
                                  const CallOptions& options) {
   TaskMessage m = build_message(name, std::move(args), std::move(kwargs), options);
   AsyncResult<Json> r(*this, m.id);
-  publish(m, options);
+  std::string id = publish(m, options);
+  if (id != m.id) return AsyncResult<Json>(*this, std::move(id));  // a unique twin
   return r;
 }
 

@@ -98,7 +98,8 @@ TEST(RedisFlow, PerWorkerLimitSeenFromAPythonClient) {
       "tasks.add", {"x", "y"}, [](std::int64_t x, std::int64_t y) { return x + y; }, o);
   auto w = start_worker(app, "pw", 4);
   std::vector<PyCall> calls;
-  for (int i = 0; i < 6; ++i) calls.push_back(PyCall{"tasks.add", {i, 1}, Json::object(), {}, 30});
+  for (int i = 0; i < 6; ++i)
+    calls.push_back(PyCall{"tasks.add", {i, 1}, Json::object(), Json::object(), 30});
   auto t0 = SteadyClock::now();
   auto out = run_python_client(server.url(), calls);
   EXPECT_GE(seconds_since(t0), 5 * 0.1 - 0.01);
@@ -127,5 +128,27 @@ TEST(RedisFlow, CeleryControlRateLimitChangesACeleriacWorker) {
   auto bad = run_celery_cli(server.url(), {"control", "rate_limit", "tasks.nope", "1/s", "-d",
                                            "celeriac@ctl", "--timeout", "5"});
   EXPECT_NE(bad.output.find("unknown task"), std::string::npos) << bad.output;
+  stop(w);
+}
+
+TEST(RedisFlow, UniqueTaskAcrossTwoProducersAndReleasedAtTheEnd) {
+  RedisServer server;
+  tq::App a(server.url(), server.url());
+  tq::App b(server.url(), server.url());
+  tq::TaskOptions o;
+  o.unique_for = 3600;
+  auto ta = a.task(
+      "tasks.add", {"x", "y"}, [](std::int64_t x, std::int64_t y) { return x + y; }, o);
+  auto tb = b.task(
+      "tasks.add", {"x", "y"}, [](std::int64_t x, std::int64_t y) { return x + y; }, o);
+  auto first = ta.delay(1, 2);
+  auto twin = tb.delay(1, 2);
+  EXPECT_EQ(twin.id(), first.id());
+  EXPECT_EQ(a.broker().queue_length("celery"), 1u);
+  auto w = start_worker(a, "uniq", 2);
+  EXPECT_EQ(twin.get(30s), 3);
+  auto again = tb.delay(1, 2);  // the first ended and released the key
+  EXPECT_NE(again.id(), first.id());
+  EXPECT_EQ(again.get(30s), 3);
   stop(w);
 }

@@ -122,7 +122,9 @@ class App {
   /// Builds the message for a call (no I/O); used by send_task and tests.
   TaskMessage build_message(const std::string& name, Json args, Json kwargs,
                             const CallOptions& options) const;
-  /// Publishes a built message (with the publish retry policy). Returns its id.
+  /// Publishes a built message (with the publish retry policy). Returns its
+  /// id, or for a unique call (unique_for) whose twin is still waiting or
+  /// running, the twin's id (and nothing is sent).
   std::string publish(const TaskMessage& message, const CallOptions& options = {});
   /// Publishes many messages in one broker batch: one round trip on Redis
   /// (atomic, exactly once even across a reconnect), one transaction on
@@ -167,6 +169,8 @@ class App {
   detail::ResultWatcher& watcher();
 
  private:
+  std::string publish_envelope(const TaskMessage& message, const CallOptions& options);
+
   AppConfig config_;
   mutable std::mutex mu_;
   std::map<std::string, std::unique_ptr<TaskDef>, std::less<>> tasks_;
@@ -206,7 +210,8 @@ AsyncResult<typename TaskHandle<R, A...>::result_type> TaskHandle<R, A...>::appl
   TaskMessage m = app_->build_message(def_->name, std::move(args), std::move(kwargs), o);
   // Register the watcher before publishing so a fast result is not missed.
   AsyncResult<result_type> r(*app_, m.id);
-  app_->publish(m, o);
+  std::string id = app_->publish(m, o);
+  if (id != m.id) return AsyncResult<result_type>(*app_, std::move(id));  // a unique twin
   return r;
 }
 

@@ -124,6 +124,13 @@ class Broker {
   /// transaction; this default keeps the bucket in the process (memory://).
   virtual std::chrono::microseconds take_rate_slot(std::string_view key,
                                                    std::chrono::microseconds interval);
+  /// Unique tasks: makes `id` the holder of `key` for `ttl` unless another
+  /// id holds it; returns that other id, or nullopt when `id` holds it now.
+  /// Atomic (Redis: one script; SQLite: a transaction; default: in process).
+  virtual std::optional<std::string> claim_unique(std::string_view key, std::string_view id,
+                                                  std::chrono::milliseconds ttl);
+  /// Ends `id`'s hold of `key` (nothing when another id holds it).
+  virtual void release_unique(std::string_view key, std::string_view id);
 };
 
 /// Makes a broker for a parsed URL.

@@ -51,6 +51,13 @@ struct TaskOptions {
   /// The same, enforced across every worker on the broker (Redis: one
   /// atomic script per start; SQLite: a transaction; memory: this process).
   std::string global_rate_limit;
+  /// Unique task (seconds; 0 = off): while a call with the same name and
+  /// arguments is waiting or running (at most this long), another call
+  /// returns the first's AsyncResult instead of sending (see unique.hpp).
+  double unique_for = 0;
+  /// What makes two calls the same for unique_for (default: the canonical
+  /// JSON of args and kwargs).
+  std::function<std::string(const Json& args, const Json& kwargs)> unique_key;
 };
 
 /// An autoretry_for predicate matching any of the exception types E...
@@ -90,6 +97,7 @@ struct CallOptions {
   std::optional<std::string> parent_id;         ///< headers.parent_id
   std::optional<std::string> root_id;           ///< headers.root_id
   std::optional<std::string> shadow;            ///< headers.shadow
+  std::optional<double> unique_for;             ///< unique period (s); default: the task's
 };
 
 /// A registered task, type-erased: what the worker runs.

@@ -74,7 +74,9 @@ std::optional<TimePoint> RateLimiter::take(const TaskDef& def, Broker& broker, b
     return Clock::now() + std::chrono::seconds(1);
   }
   reserved = true;
-  if (wait <= std::chrono::nanoseconds::zero()) return std::nullopt;
+  // A slot less than a millisecond away starts now: holding the job would
+  // cost more than that. Slots stay 1/rate apart, so the error never adds up.
+  if (wait < std::chrono::milliseconds(1)) return std::nullopt;
   return Clock::now() + std::chrono::duration_cast<Clock::duration>(wait);
 }
 

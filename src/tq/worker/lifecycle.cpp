@@ -6,6 +6,8 @@
 
 #include <spdlog/spdlog.h>
 
+#include "celeriac/tq/unique.hpp"
+
 namespace celeriac::tq::detail {
 
 namespace {
@@ -214,6 +216,7 @@ void JobLifecycle::dead_letter(const Delivery& d, const std::string& reason,
 }
 
 void JobLifecycle::revoke(Job& j, const std::string& why) {
+  release_unique(broker_, j.msg);
   ack(j);
   if (should_store(j.msg, j.def)) writer_.write(error_meta(j.msg, task_revoked(why), ""));
   spdlog::info("task {}[{}] {}", j.msg.task, j.msg.id,
@@ -321,6 +324,7 @@ void JobLifecycle::finish(Job& j, Outcome out) {
 
 void JobLifecycle::succeed(Job& j, Json result, double runtime) {
   const TaskMessage& m = j.msg;
+  release_unique(broker_, m);  // the call is over: the same call may be sent again
   std::optional<Delivery> late = acks_late(j) ? std::optional<Delivery>(j.delivery) : std::nullopt;
   if (should_store(m, j.def)) {
     ResultMeta meta = make_meta(m, State::Success);
@@ -341,6 +345,7 @@ void JobLifecycle::succeed(Job& j, Json result, double runtime) {
 // `what` and emits task-failed.
 void JobLifecycle::fail(const TaskMessage& m, const TaskError& te, bool store_results,
                         const std::string& what, std::optional<Delivery> ack_after) {
+  release_unique(broker_, m);
   std::string tb = traceback_for(m, te);
   if (store_results) {
     writer_.write(error_meta(m, te, tb), std::move(ack_after));
