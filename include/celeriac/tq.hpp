@@ -14,5 +14,6 @@
 #include "celeriac/tq/result_backend.hpp"
 #include "celeriac/tq/routes.hpp"
 #include "celeriac/tq/task.hpp"
+#include "celeriac/tq/unique.hpp"
 #include "celeriac/tq/url.hpp"
 #include "celeriac/tq/worker.hpp"

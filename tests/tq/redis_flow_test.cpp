@@ -25,8 +25,10 @@ using SteadyClock = std::chrono::steady_clock;
 
 namespace {
 
-std::unique_ptr<tq::Worker> start_worker(tq::App& app, const std::string& name, int concurrency) {
+std::unique_ptr<tq::Worker> start_worker(tq::App& app, const std::string& name, int concurrency,
+                                         std::vector<std::string> queues = {}) {
   tq::WorkerOptions o;
+  o.queues = std::move(queues);
   o.hostname = "celeriac@" + name;
   o.concurrency = concurrency;
   o.poll_interval = 20ms;
@@ -75,16 +77,22 @@ TEST(RedisFlow, GlobalLimitHoldsAcrossTwoCeleriacWorkers) {
   o.global_rate_limit = "5/s";
   auto echo = app.task(
       "tasks.echo", {"x"}, [](int x) { return x; }, o);
-  auto a = start_worker(app, "ga", 4);
-  auto b = start_worker(app, "gb", 4);
+  // Each worker has a queue of its own, so both surely run half the calls.
+  auto a = start_worker(app, "ga", 4, {"qa"});
+  auto b = start_worker(app, "gb", 4, {"qb"});
   auto t0 = SteadyClock::now();
   std::vector<tq::AsyncResult<int>> rs;
-  for (int i = 0; i < 20; ++i) rs.push_back(echo.delay(i));
+  for (int i = 0; i < 20; ++i) {
+    tq::CallOptions to;
+    to.queue = i % 2 ? "qa" : "qb";
+    rs.push_back(echo.apply_async_with(to, i));
+  }
   for (int i = 0; i < 20; ++i) EXPECT_EQ(rs[static_cast<std::size_t>(i)].get(60s), i);
   // 20 starts at 5/s need 19 intervals of 0.2 s; two per-worker limits would take ~2 s.
   EXPECT_GE(seconds_since(t0), 3.0);
-  EXPECT_GT(a->counters().succeeded, 0u);
-  EXPECT_GT(b->counters().succeeded, 0u);
+  // The counters move right after the result is stored.
+  EXPECT_TRUE(eventually([&] { return a->counters().succeeded == 10u; }));
+  EXPECT_TRUE(eventually([&] { return b->counters().succeeded == 10u; }));
   stop(a);
   stop(b);
 }

@@ -150,7 +150,7 @@ void Worker::start() {
   s.lifecycle->on_eta_ahead([&s](detail::JobPtr j) { s.consumer->hold(std::move(j)); });
   s.lifecycle->set_rate_limiter(&s.rate_limiter);
   s.lifecycle->on_rate_limited(
-      [&s](detail::JobPtr j, TimePoint t) { s.consumer->hold_until(std::move(j), t); });
+      [&s](detail::JobPtr j, TimePoint t) { s.consumer->hold_until(std::move(j), t, true); });
   for (auto& f : worker_services(url.scheme)) {
     try {
       s.lifecycle->add_service(f(url, *this));
