@@ -11,13 +11,17 @@
 //          drains them, without and with results                tasks/s
 //          (timed from the first message leaving the list to the last
 //          task done, for both workers alike)
+//   flow (--flow only): the hot-path cost of flow control — drain of N
+//          preloaded no-ops with no limit, with a per-worker rate limit and
+//          with a global rate limit set high enough never to bind; and N
+//          no-ops sent (publish_many) and drained with and without 20 routes
 //
 // Both sides run the same no-op task ("tasks.noop" / "tasks.noop_result" of
 // tests/tq/python/celeriac_test_tasks.py). Celery runs its solo pool, the
 // C++ worker its default threads pool; each client runs beside its worker.
 // Celery's side does fewer tasks (it is ~50x slower); rates are comparable.
 //
-// usage: bench_tq [--quick] [--no-celery] [--drain-only]
+// usage: bench_tq [--quick] [--no-celery] [--drain-only] [--flow]
 #include <unistd.h>
 
 #include <algorithm>
@@ -290,6 +294,61 @@ void print_table(const std::vector<Row>& rows) {
   std::printf("(ratio: how many times better celeriac is)\n");
 }
 
+// ---- flow control ----
+
+// A drain of `n` preloaded no-ops by a celeriac worker whose tasks.noop has `options`.
+double flow_drain(const std::string& url, int n, const tq::TaskOptions& options, const char* what) {
+  return drain_rate(
+      url, "tasks.noop", n, true,
+      [&] {
+        auto app = std::make_shared<tq::App>(url, url);
+        app->task("tasks.noop", {}, [] {}, options);
+        auto w = std::make_shared<tq::Worker>(*app, worker_options());
+        w->start();
+        return std::make_pair(app, w);
+      },
+      [&](tq::redis::Connection& c, const std::string& last) { return queue_done(c, last, false); },
+      what);
+}
+
+// (a) with `routes` glob patterns before the one that matches tasks.noop.
+double flow_routed(const std::string& url, int n, int routes) {
+  tq::App app(url, url);
+  register_noops(app);
+  for (int i = 0; i < routes - 1; ++i) app.route("other" + std::to_string(i) + ".*", "elsewhere");
+  if (routes > 0) app.route("tasks.*", "celery");
+  tq::Worker w(app, worker_options());
+  w.start();
+  double rate = run_ignore(app, w, n, routes ? "(flow) routed" : "(flow) unrouted");
+  w.stop();
+  w.wait(30s);
+  return rate;
+}
+
+std::vector<Row> flow_rows(const std::string& url, int n) {
+  tq::TaskOptions plain, local, global;
+  local.rate_limit = "10000000/s";
+  global.global_rate_limit = "10000000/s";
+  std::vector<Row> rows(5);
+  const std::string drained = "drain " + std::to_string(n) + " preloaded";
+  rows[0] = {drained + ", no rate limit", "tasks/s", "baseline"};
+  rows[1] = {drained + ", per-worker rate limit", "tasks/s", "within 5 %"};
+  rows[2] = {drained + ", global rate limit", "tasks/s", "within 20 %"};
+  rows[3] = {"send+drain " + std::to_string(n) + ", no routes", "tasks/s", "baseline"};
+  rows[4] = {"send+drain " + std::to_string(n) + ", 20 routes", "tasks/s", "within 5 %"};
+  rows[0].cpp = flow_drain(url, n, plain, "(flow) no limit");
+  rows[1].cpp = flow_drain(url, n, local, "(flow) per-worker limit");
+  rows[2].cpp = flow_drain(url, n, global, "(flow) global limit");
+  rows[3].cpp = flow_routed(url, n, 0);
+  rows[4].cpp = flow_routed(url, n, 20);
+  for (auto& r : rows) r.has_py = false;
+  auto pct = [](double v, double base) { return fmtd("%+.1f %%", 100.0 * (v / base - 1.0)); };
+  rows[1].target += " (" + pct(rows[1].cpp, rows[0].cpp) + ")";
+  rows[2].target += " (" + pct(rows[2].cpp, rows[0].cpp) + ")";
+  rows[4].target += " (" + pct(rows[4].cpp, rows[3].cpp) + ")";
+  return rows;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -297,6 +356,7 @@ int main(int argc, char** argv) {
   Sizes n;
   bool celery = true;
   bool drain_only = false;
+  bool flow = false;
   for (int i = 1; i < argc; ++i) {
     if (std::strcmp(argv[i], "--quick") == 0) {
       n = Sizes{2000, 500, 100, 2000, 500, 200, 50, 10000, 1000, 10000, 100000};
@@ -304,8 +364,10 @@ int main(int argc, char** argv) {
       celery = false;
     } else if (std::strcmp(argv[i], "--drain-only") == 0) {
       drain_only = true;
+    } else if (std::strcmp(argv[i], "--flow") == 0) {
+      flow = true;
     } else {
-      std::cerr << "usage: bench_tq [--quick] [--no-celery] [--drain-only]\n";
+      std::cerr << "usage: bench_tq [--quick] [--no-celery] [--drain-only] [--flow]\n";
       return 2;
     }
   }
@@ -314,6 +376,10 @@ int main(int argc, char** argv) {
   test::RedisServer server;
   const std::string url = server.url();
   progress("redis-server on " + url);
+  if (flow) {
+    print_table(flow_rows(url, n.drain / 2));
+    return 0;
+  }
   std::vector<Row> rows(5);
   rows[0] = {"(a) " + std::to_string(n.ignore) + " tasks, ignore_result", "tasks/s", ">= 50000"};
   rows[1] = {"(b) " + std::to_string(n.results) + " tasks, results fetched", "tasks/s", ">= 25000"};

@@ -1,6 +1,8 @@
 #include "celeriac/tq/app.hpp"
 
 #include "celeriac/tq/detail/result_watcher.hpp"
+#include "celeriac/tq/rate_limit.hpp"
+#include "celeriac/tq/unique.hpp"
 
 #include <algorithm>
 #include <condition_variable>
@@ -52,6 +54,8 @@ void App::set_urls(const std::string& broker_url, const std::string& backend_url
 const TaskDef& App::register_task(TaskDef def) {
   if (def.name.empty()) throw ConfigError("task name must not be empty");
   if (!def.run) throw ConfigError("task '" + def.name + "' has no function");
+  (void)parse_rate(def.options.rate_limit, "task '" + def.name + "' rate_limit");
+  (void)parse_rate(def.options.global_rate_limit, "task '" + def.name + "' global_rate_limit");
   std::lock_guard lock(mu_);
   if (tasks_.count(def.name)) throw ConfigError("task '" + def.name + "' is already registered");
   auto p = std::make_unique<TaskDef>(std::move(def));
@@ -103,6 +107,8 @@ TaskMessage App::build_message(const std::string& name, Json args, Json kwargs,
     throw ConfigError("task '" + name + "': priority " + std::to_string(*o.priority) +
                       " out of range 0-9");
   TaskMessage m;
+  m.queue = o.queue.empty() ? router_.route(name, args, kwargs).value_or(config_.default_queue)
+                            : o.queue;
   m.id = o.task_id.empty() ? make_uuid() : o.task_id;
   m.task = name;
   m.args = std::move(args);
@@ -126,7 +132,6 @@ TaskMessage App::build_message(const std::string& name, Json args, Json kwargs,
     double secs = std::chrono::duration<double>(*m.expires - now).count();
     m.expiration = std::to_string(static_cast<long long>(std::max(0.0, secs) * 1000));
   }
-  m.queue = o.queue.empty() ? config_.default_queue : o.queue;
   m.priority = o.priority.value_or(0);
   m.ignore_result = o.ignore_result.value_or(false);
   m.extra_headers = o.headers.is_object() ? o.headers : OrderedJson::object();
@@ -141,6 +146,21 @@ TaskMessage App::build_message(const std::string& name, Json args, Json kwargs,
 }
 
 std::string App::publish(const TaskMessage& m, const CallOptions& o) {
+  const TaskDef* def = find_task(m.task);
+  std::optional<TaskMessage> unique;  // m with its unique key header
+  if (double period = detail::unique_period(m, def, o); period > 0) {
+    unique = m;
+    if (auto twin = detail::claim_unique(broker(), *unique, def, period)) return *twin;
+  }
+  try {
+    return publish_envelope(unique ? *unique : m, o);
+  } catch (...) {
+    if (unique) detail::release_unique(broker(), *unique);
+    throw;
+  }
+}
+
+std::string App::publish_envelope(const TaskMessage& m, const CallOptions& o) {
   std::string envelope = encode(m);
   int attempts = 0;
   double interval = o.retry_policy.interval_start;
@@ -195,7 +215,8 @@ AsyncResult<Json> App::send_task(const std::string& name, Json args, Json kwargs
                                  const CallOptions& options) {
   TaskMessage m = build_message(name, std::move(args), std::move(kwargs), options);
   AsyncResult<Json> r(*this, m.id);
-  publish(m, options);
+  std::string id = publish(m, options);
+  if (id != m.id) return AsyncResult<Json>(*this, std::move(id));  // a unique twin
   return r;
 }
 

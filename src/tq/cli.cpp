@@ -323,12 +323,12 @@ int App::main(int argc, char** argv, const MainOptions& options) {
       if (!kwargs.is_object())
         throw ConfigError("KWARGS must be a JSON object, got " + call_kwargs);
       TaskMessage m = build_message(call_name, std::move(args), std::move(kwargs), o);
-      publish(m, o);
+      std::string id = publish(m, o);  // a unique task's twin id when one is pending
       if (no_wait) {
-        std::cout << m.id << "\n";
+        std::cout << id << "\n";
         return 0;
       }
-      return wait_and_print(*this, m.id, call_timeout, call_tb);
+      return wait_and_print(*this, id, call_timeout, call_tb);
     }
     if (result->parsed()) {
       if (result_nowait) {

@@ -8,6 +8,7 @@
 
 #include "celeriac/tq/detail/control_dispatch.hpp"
 #include "celeriac/tq/detail/node_match.hpp"
+#include "celeriac/tq/rate_limit.hpp"
 
 namespace celeriac::tq::detail {
 
@@ -97,6 +98,7 @@ std::optional<Json> dispatch_control(ControlNode& node, const Json& req) {
       return Json{{"revoked", Json::object()}, {"clock", node.clock.load()}};
     }
     if (method == "revoke") return revoke(node, args);
+    if (method == "rate_limit") return control_rate_limit(node.worker, args);
     if (method == "enable_events") {
       node.task_events = true;
       return Json{{"ok", "task events enabled"}};

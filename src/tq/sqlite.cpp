@@ -432,6 +432,65 @@ class SqliteBroker final : public Broker {
     return n;
   }
 
+  // Fleet-wide rate limit: the bucket's next allowed start (microseconds
+  // since the epoch) in tq_rate, read and moved in one transaction.
+  std::chrono::microseconds take_rate_slot(std::string_view key,
+                                           std::chrono::microseconds interval) override {
+    check();
+    std::lock_guard lock(db_->mu);
+    db_->exec("CREATE TABLE IF NOT EXISTS tq_rate(key TEXT PRIMARY KEY, next_us INTEGER NOT NULL)");
+    return db_->transaction([&] {
+      long long now = std::chrono::duration_cast<std::chrono::microseconds>(
+                          std::chrono::system_clock::now().time_since_epoch())
+                          .count();
+      Stmt& get = db_->stmt("SELECT next_us FROM tq_rate WHERE key = ?");
+      get.bind(1, key);
+      long long start = db_->row(get) ? std::max(now, get.integer(0)) : now;
+      sqlite3_reset(get.get());
+      Stmt& put = db_->stmt("INSERT OR REPLACE INTO tq_rate(key, next_us) VALUES(?, ?)");
+      put.bind(1, key).bind(2, start + static_cast<long long>(interval.count()));
+      db_->run(put);
+      return std::chrono::microseconds(start - now);
+    });
+  }
+
+  // Unique tasks: tq_unique maps a key to the pending call's id until
+  // until_us (microseconds since the epoch), in one transaction.
+  std::optional<std::string> claim_unique(std::string_view key, std::string_view id,
+                                          std::chrono::milliseconds ttl) override {
+    check();
+    std::lock_guard lock(db_->mu);
+    db_->exec(
+        "CREATE TABLE IF NOT EXISTS tq_unique(key TEXT PRIMARY KEY, id TEXT NOT NULL, "
+        "until_us INTEGER NOT NULL)");
+    return db_->transaction([&]() -> std::optional<std::string> {
+      long long now = std::chrono::duration_cast<std::chrono::microseconds>(
+                          std::chrono::system_clock::now().time_since_epoch())
+                          .count();
+      Stmt& get = db_->stmt("SELECT id FROM tq_unique WHERE key = ? AND until_us > ?");
+      get.bind(1, key).bind(2, now);
+      std::optional<std::string> holder;
+      if (db_->row(get)) holder = get.text(0);
+      sqlite3_reset(get.get());
+      if (holder && *holder != id) return holder;
+      Stmt& put = db_->stmt("INSERT OR REPLACE INTO tq_unique(key, id, until_us) VALUES(?, ?, ?)");
+      put.bind(1, key).bind(2, id).bind(3, now + static_cast<long long>(ttl.count()) * 1000);
+      db_->run(put);
+      return std::nullopt;
+    });
+  }
+
+  void release_unique(std::string_view key, std::string_view id) override {
+    check();
+    std::lock_guard lock(db_->mu);
+    db_->exec(
+        "CREATE TABLE IF NOT EXISTS tq_unique(key TEXT PRIMARY KEY, id TEXT NOT NULL, "
+        "until_us INTEGER NOT NULL)");
+    Stmt& del = db_->stmt("DELETE FROM tq_unique WHERE key = ? AND id = ?");
+    del.bind(1, key).bind(2, id);
+    db_->run(del);
+  }
+
   void close() override {
     if (closed_.exchange(true)) return;
     {

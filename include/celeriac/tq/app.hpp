@@ -13,6 +13,7 @@
 #include "celeriac/tq/periodic_task.hpp"
 #include "celeriac/tq/result_backend.hpp"
 #include "celeriac/tq/signature.hpp"
+#include "celeriac/tq/routes.hpp"
 #include "celeriac/tq/task.hpp"
 
 namespace celeriac::tq {
@@ -114,6 +115,15 @@ class App {
   }
   /// Registers an already built definition (dynamic tasks).
   const TaskDef& register_task(TaskDef def);
+  /// Routes calls of tasks matching `pattern` (exact name or glob such as
+  /// "tasks.io.*") to `queue` when the call names no queue (Celery's
+  /// task_routes); routes are checked in order, the first match wins.
+  void route(std::string pattern, std::string queue) { router_.add(std::move(pattern), std::move(queue)); }
+  /// Adds a router function (checked in order with the patterns); what it
+  /// throws fails the call and nothing is sent.
+  void route(RouterFn fn) { router_.add(std::move(fn)); }
+  /// The routes added so far.
+  const Router& router() const noexcept { return router_; }
   /// The task named `name`, or nullptr.
   const TaskDef* find_task(std::string_view name) const;
   /// Registered names, sorted.
@@ -127,7 +137,9 @@ class App {
   /// Builds the message for a call (no I/O); used by send_task and tests.
   TaskMessage build_message(const std::string& name, Json args, Json kwargs,
                             const CallOptions& options) const;
-  /// Publishes a built message (with the publish retry policy). Returns its id.
+  /// Publishes a built message (with the publish retry policy). Returns its
+  /// id, or for a unique call (unique_for) whose twin is still waiting or
+  /// running, the twin's id (and nothing is sent).
   std::string publish(const TaskMessage& message, const CallOptions& options = {});
   /// Publishes many messages in one broker batch: one round trip on Redis
   /// (atomic, exactly once even across a reconnect), one transaction on
@@ -172,6 +184,8 @@ class App {
   detail::ResultWatcher& watcher();
 
  private:
+  std::string publish_envelope(const TaskMessage& message, const CallOptions& options);
+
   AppConfig config_;
   mutable std::mutex mu_;
   std::map<std::string, std::unique_ptr<TaskDef>, std::less<>> tasks_;
@@ -179,6 +193,7 @@ class App {
   std::unique_ptr<ResultBackend> backend_;
   std::unique_ptr<detail::ResultWatcher> watcher_;
   std::vector<PeriodicEntry> periodic_;  // beat entries (add_periodic_task)
+  Router router_;                        // task routes (route())
 };
 
 // ---- TaskHandle ----
@@ -210,7 +225,8 @@ AsyncResult<typename TaskHandle<R, A...>::result_type> TaskHandle<R, A...>::appl
   TaskMessage m = app_->build_message(def_->name, std::move(args), std::move(kwargs), o);
   // Register the watcher before publishing so a fast result is not missed.
   AsyncResult<result_type> r(*app_, m.id);
-  app_->publish(m, o);
+  std::string id = app_->publish(m, o);
+  if (id != m.id) return AsyncResult<result_type>(*app_, std::move(id));  // a unique twin
   return r;
 }
 

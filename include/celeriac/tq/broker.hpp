@@ -116,6 +116,21 @@ class Broker {
 
   /// Releases connections; later calls throw BrokerError. Idempotent.
   virtual void close() = 0;
+
+  /// Fleet-wide rate limits: reserves the next start slot of bucket `key`
+  /// (one start per `interval`, a token bucket of capacity one shared by all
+  /// workers on this broker) and returns how long from now until it (zero:
+  /// start now). Atomic per call; Redis runs one script, SQLite one
+  /// transaction; this default keeps the bucket in the process (memory://).
+  virtual std::chrono::microseconds take_rate_slot(std::string_view key,
+                                                   std::chrono::microseconds interval);
+  /// Unique tasks: makes `id` the holder of `key` for `ttl` unless another
+  /// id holds it; returns that other id, or nullopt when `id` holds it now.
+  /// Atomic (Redis: one script; SQLite: a transaction; default: in process).
+  virtual std::optional<std::string> claim_unique(std::string_view key, std::string_view id,
+                                                  std::chrono::milliseconds ttl);
+  /// Ends `id`'s hold of `key` (nothing when another id holds it).
+  virtual void release_unique(std::string_view key, std::string_view id);
 };
 
 /// Makes a broker for a parsed URL.

@@ -54,6 +54,14 @@ class WorkerControl {
     (void)arguments;
     return std::nullopt;
   }
+  /// Sets task `task_name`'s per-worker rate limit live (Celery's
+  /// `control rate_limit`); "" or "0" lifts it. Returns Celery's reply:
+  /// {"ok": ...} or {"error": ...} (unknown task, rate that does not parse).
+  virtual Json rate_limit(const std::string& task_name, const std::string& rate) {
+    (void)task_name;
+    (void)rate;
+    return Json{{"error", "rate limits are not supported by this worker"}};
+  }
 };
 
 /// A broker-specific service running beside a worker (pidbox consumer, event

@@ -45,6 +45,19 @@ struct TaskOptions {
   bool track_started = false;
   /// Default queue for calls ("" = the app's default queue).
   std::string queue;
+  /// Per-worker rate limit as Celery writes it ("10/s", "100/m", "1000/h",
+  /// a number = per second; "" = none): a limited job waits off the pool.
+  std::string rate_limit;
+  /// The same, enforced across every worker on the broker (Redis: one
+  /// atomic script per start; SQLite: a transaction; memory: this process).
+  std::string global_rate_limit;
+  /// Unique task (seconds; 0 = off): while a call with the same name and
+  /// arguments is waiting or running (at most this long), another call
+  /// returns the first's AsyncResult instead of sending (see unique.hpp).
+  double unique_for = 0;
+  /// What makes two calls the same for unique_for (default: the canonical
+  /// JSON of args and kwargs).
+  std::function<std::string(const Json& args, const Json& kwargs)> unique_key;
 };
 
 /// An autoretry_for predicate matching any of the exception types E...
@@ -86,6 +99,7 @@ struct CallOptions {
   std::optional<std::string> parent_id;         ///< headers.parent_id
   std::optional<std::string> root_id;           ///< headers.root_id
   std::optional<std::string> shadow;            ///< headers.shadow
+  std::optional<double> unique_for;             ///< unique period (s); default: the task's
 
   /// Field by field (beat stores equal options once).
   bool operator==(const CallOptions&) const = default;

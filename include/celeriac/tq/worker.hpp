@@ -97,6 +97,7 @@ class Worker final : public WorkerControl {
   Json reserved() const override;
   void revoke(const std::string& task_id, bool terminate) override;
   void shutdown() override;
+  Json rate_limit(const std::string& task_name, const std::string& rate) override;
 
   struct Impl;
 

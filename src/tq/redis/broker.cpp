@@ -172,6 +172,34 @@ if #nxt == 2 then return {#due, nxt[2]} end
 return {#due, '-1'}
 )lua");
 
+// Fleet-wide rate limit: reserves the next start slot of bucket KEYS[1]
+// (the time the next start is allowed, in microseconds of Redis's clock),
+// one per ARGV[1] microseconds. Returns the microseconds until the slot.
+detail::Script rate_slot_script(R"lua(
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
+local tat = tonumber(redis.call('GET', KEYS[1]) or '0')
+if tat < now then tat = now end
+local nxt = tat + tonumber(ARGV[1])
+redis.call('SET', KEYS[1], string.format('%.0f', nxt), 'PX', math.floor((nxt - now) / 1000) + 1000)
+return tat - now
+)lua");
+
+// Unique tasks: KEYS[1] holds the id of the pending call (PX ARGV[2]).
+// Returns the other holder's id, or nil when ARGV[1] holds it now.
+detail::Script claim_unique_script(R"lua(
+local h = redis.call('GET', KEYS[1])
+if h and h ~= ARGV[1] then return h end
+redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+return false
+)lua");
+
+// Deletes KEYS[1] if ARGV[1] still holds it.
+detail::Script release_unique_script(R"lua(
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0
+)lua");
+
 std::string fmt_time(double t) {
   char buf[64];
   auto r = std::to_chars(buf, buf + sizeof buf, t, std::chars_format::fixed, 6);
@@ -984,6 +1012,46 @@ std::size_t RedisBroker::queue_length(std::string_view queue) {
     });
   } catch (...) {
     rethrow_as_broker_error(url_, "queue_length");
+  }
+}
+
+std::chrono::microseconds RedisBroker::take_rate_slot(std::string_view key,
+                                                      std::chrono::microseconds interval) {
+  check_open();
+  try {
+    return pool_.run([&](Connection& c) {
+      return std::chrono::microseconds(
+          rate_slot_script.run(c, {std::string(key)}, {std::to_string(interval.count())})
+              .integer());
+    });
+  } catch (...) {
+    rethrow_as_broker_error(url_, "take_rate_slot");
+  }
+}
+
+std::optional<std::string> RedisBroker::claim_unique(std::string_view key, std::string_view id,
+                                                     std::chrono::milliseconds ttl) {
+  check_open();
+  try {
+    return pool_.run([&](Connection& c) -> std::optional<std::string> {
+      Reply r = claim_unique_script.run(c, {std::string(key)},
+                                        {std::string(id), std::to_string(ttl.count())});
+      if (r.is_nil()) return std::nullopt;
+      return r.str();
+    });
+  } catch (...) {
+    rethrow_as_broker_error(url_, "claim_unique");
+  }
+}
+
+void RedisBroker::release_unique(std::string_view key, std::string_view id) {
+  check_open();
+  try {
+    pool_.run([&](Connection& c) {
+      return release_unique_script.run(c, {std::string(key)}, {std::string(id)}).integer();
+    });
+  } catch (...) {
+    rethrow_as_broker_error(url_, "release_unique");
   }
 }
 

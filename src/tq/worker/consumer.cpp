@@ -131,11 +131,18 @@ void Consumer::receive_all(std::vector<Delivery> got) {
 }
 
 void Consumer::hold(JobPtr job) {
+  TimePoint eta = *job->msg.eta;
+  hold_until(std::move(job), eta);
+}
+
+void Consumer::hold_until(JobPtr job, TimePoint when, bool keep_window) {
   {
     std::lock_guard lock(mu_);
-    TimePoint eta = *job->msg.eta;
-    eta_held_.emplace(eta, std::move(job));
-    --in_flight_;
+    if (keep_window)
+      window_held_.insert(job.get());
+    else
+      --in_flight_;
+    eta_held_.emplace(when, std::move(job));
   }
   cv_.notify_all();
 }
@@ -148,7 +155,7 @@ void Consumer::dispatch_due() {
     while (!eta_held_.empty() && eta_held_.begin()->first <= now) {
       due.push_back(std::move(eta_held_.begin()->second));
       eta_held_.erase(eta_held_.begin());
-      ++in_flight_;
+      if (window_held_.erase(due.back().get()) == 0) ++in_flight_;
     }
   }
   if (due.empty()) return;
@@ -174,6 +181,7 @@ void Consumer::put_back_held() {
   {
     std::lock_guard lock(mu_);
     held.swap(eta_held_);
+    window_held_.clear();
   }
   for (auto& [t, j] : held) lifecycle_.put_back(*j);
   if (!held.empty()) spdlog::info("put back {} message(s) held for their ETA", held.size());

@@ -14,6 +14,7 @@
 #include <mutex>
 #include <string>
 #include <thread>
+#include <unordered_set>
 #include <vector>
 
 #include "celeriac/tq/broker.hpp"
@@ -47,6 +48,10 @@ class Consumer {
   void release();
   /// An admitted job whose ETA is ahead: held outside the window until due.
   void hold(JobPtr job);
+  /// A job that must not start before `when`, held like an ETA. With
+  /// `keep_window` (rate limits, as Celery's unacked held requests) it keeps
+  /// its prefetch-window slot, so a limited task cannot reserve the whole queue.
+  void hold_until(JobPtr job, TimePoint when, bool keep_window = false);
   /// The ETA-held jobs (for remote control's `reserved`).
   std::vector<JobPtr> held() const;
 
@@ -66,7 +71,8 @@ class Consumer {
   mutable std::mutex mu_;
   std::condition_variable cv_;  // room in the window, stop
   std::multimap<TimePoint, JobPtr> eta_held_;
-  std::size_t in_flight_ = 0;  // dispatched and not released
+  std::unordered_set<const Job*> window_held_;  // held jobs that keep their window slot
+  std::size_t in_flight_ = 0;                   // dispatched and not released
   bool stopping_ = false;
   std::chrono::steady_clock::time_point next_maintenance_{};
   std::thread thread_;

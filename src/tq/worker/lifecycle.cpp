@@ -8,6 +8,7 @@
 
 #include "../canvas/builtins.hpp"
 #include "../canvas/worker_steps.hpp"
+#include "celeriac/tq/unique.hpp"
 
 namespace celeriac::tq::detail {
 
@@ -218,6 +219,7 @@ void JobLifecycle::dead_letter(const Delivery& d, const std::string& reason,
 }
 
 void JobLifecycle::revoke(Job& j, const std::string& why) {
+  release_unique(broker_, j.msg);
   ack(j);
   if (should_store(j.msg, j.def)) writer_.write(error_meta(j.msg, task_revoked(why), ""));
   if (j.msg.has_canvas())
@@ -278,6 +280,12 @@ bool JobLifecycle::begin(const JobPtr& job) {
         return false;
     }
   }
+  if (limiter_ && rate_hold_ && !j.rate_slot_taken) {
+    if (auto until = limiter_->take(*j.def, broker_, j.rate_slot_taken)) {
+      rate_hold_(job, *until);
+      return false;  // off the pool until its start slot
+    }
+  }
   const TaskMessage& m = j.msg;
   bool revoked_now;
   {
@@ -321,6 +329,7 @@ void JobLifecycle::finish(Job& j, Outcome out) {
 
 void JobLifecycle::succeed(Job& j, Json result, double runtime) {
   const TaskMessage& m = j.msg;
+  release_unique(broker_, m);  // the call is over: the same call may be sent again
   std::optional<Delivery> late = acks_late(j) ? std::optional<Delivery>(j.delivery) : std::nullopt;
   Json children;
   if (m.has_canvas()) {  // callbacks and the next chain step go out before the result is stored
@@ -357,6 +366,7 @@ void JobLifecycle::succeed(Job& j, Json result, double runtime) {
 // `what` and emits task-failed.
 void JobLifecycle::fail(const TaskMessage& m, const TaskError& te, bool store_results,
                         const std::string& what, std::optional<Delivery> ack_after) {
+  release_unique(broker_, m);
   std::string tb = traceback_for(m, te);
   if (m.has_canvas()) {  // stored first; then the chord part, the chain's steps, the errbacks
     ResultMeta meta = error_meta(m, te, tb);

@@ -27,6 +27,7 @@
 #include "celeriac/tq/control.hpp"
 #include "celeriac/tq/detail/execution_pool.hpp"
 #include "celeriac/tq/worker.hpp"
+#include "../flow/rate_limiter.hpp"
 #include "result_writer.hpp"
 
 namespace celeriac::tq::detail {
@@ -59,6 +60,11 @@ class JobLifecycle final : public JobRunner {
   /// Called with an admitted job whose ETA is still ahead: the consumer
   /// holds it (outside the window) and dispatches it again when due.
   void on_eta_ahead(std::function<void(JobPtr)> fn) { eta_ahead_ = std::move(fn); }
+  /// Called with a job that must wait for its rate limit until the time given:
+  /// the consumer holds it (outside the window) and dispatches it again then.
+  void on_rate_limited(std::function<void(JobPtr, TimePoint)> fn) { rate_hold_ = std::move(fn); }
+  /// The worker's rate limiter (must outlive the lifecycle).
+  void set_rate_limiter(RateLimiter* limiter) { limiter_ = limiter; }
   /// Adds a service that receives the task events.
   void add_service(std::unique_ptr<WorkerService> s) { services_.push_back(std::move(s)); }
   /// Stops the services (before the broker restores what is unacknowledged).
@@ -117,6 +123,8 @@ class JobLifecycle final : public JobRunner {
   std::vector<std::unique_ptr<WorkerService>> services_;
   std::function<void()> released_;
   std::function<void(JobPtr)> eta_ahead_;
+  std::function<void(JobPtr, TimePoint)> rate_hold_;
+  RateLimiter* limiter_ = nullptr;
   std::atomic<bool> stopping_{false};
 };
 

@@ -13,6 +13,8 @@
 #include <spdlog/spdlog.h>
 
 #include "celeriac/tq/detail/execution_pool.hpp"
+#include "celeriac/tq/rate_limit.hpp"
+#include "../flow/rate_limiter.hpp"
 #include "consumer.hpp"
 #include "lifecycle.hpp"
 
@@ -59,6 +61,7 @@ struct Worker::Impl {
   std::unique_ptr<detail::JobLifecycle> lifecycle;
   std::unique_ptr<detail::Consumer> consumer;
   detail::WorkerBooks books;
+  detail::RateLimiter rate_limiter;
 
   mutable std::mutex mu;  // guards the flags below
   std::condition_variable finished_cv;
@@ -147,6 +150,9 @@ void Worker::start() {
   s.lifecycle->on_released([&s] { s.consumer->release(); });
   s.lifecycle->on_eta_ahead([&s](detail::JobPtr j) { s.consumer->hold(std::move(j)); });
   if (s.opt.task_events) url.query["events"] = "1";  // -E: the services read the URL
+  s.lifecycle->set_rate_limiter(&s.rate_limiter);
+  s.lifecycle->on_rate_limited(
+      [&s](detail::JobPtr j, TimePoint t) { s.consumer->hold_until(std::move(j), t, true); });
   for (auto& f : worker_services(url.scheme)) {
     try {
       s.lifecycle->add_service(f(url, *this));
@@ -158,6 +164,8 @@ void Worker::start() {
     std::lock_guard lock(s.mu);
     s.started = true;
   }
+  for (const auto& glob : s.app.router().unmatched_globs(s.app.task_names()))
+    spdlog::warn("route pattern '{}' matches no registered task", glob);
   s.consumer->start();
   spdlog::info("{} ready: pool={} concurrency={} queues={} broker={}", s.hostname, s.pool->name(),
                s.pool->concurrency(), fmt_queues(s.queues), s.broker->url());
@@ -291,6 +299,24 @@ void Worker::revoke(const std::string& task_id, bool terminate) {
 
 void Worker::shutdown() {
   stop(false);
+}
+
+Json Worker::rate_limit(const std::string& task_name, const std::string& rate) {
+  if (!impl_->app.find_task(task_name)) {
+    spdlog::error("rate limit attempt for unknown task {}", task_name);
+    return Json{{"error", "unknown task"}};
+  }
+  try {
+    impl_->rate_limiter.set(task_name, rate);
+  } catch (const ConfigError& e) {
+    return Json{{"error", std::string("Invalid rate limit string: ") + e.what()}};
+  }
+  if (parse_rate(rate) == 0) {
+    spdlog::info("rate limits disabled for tasks of type {}", task_name);
+    return Json{{"ok", "rate limit disabled successfully"}};
+  }
+  spdlog::info("new rate limit for tasks of type {}: {}", task_name, rate);
+  return Json{{"ok", "new rate limit set successfully"}};
 }
 
 }  // namespace celeriac::tq

@@ -26,6 +26,7 @@ struct Job {
   TaskMessage msg;                                  ///< the decoded message (once admitted)
   const TaskDef* def = nullptr;                     ///< the registered task (null until admitted)
   std::chrono::steady_clock::time_point started{};  ///< when the body began
+  bool rate_slot_taken = false;                     ///< its rate-limit start slot is reserved
 };
 using JobPtr = std::shared_ptr<Job>;
 

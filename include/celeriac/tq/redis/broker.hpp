@@ -99,6 +99,11 @@ class RedisBroker final : public tq::Broker {
   /// confirmed (BrokerError names any Redis refused).
   void flush() override;
   void close() override;
+  std::chrono::microseconds take_rate_slot(std::string_view key,
+                                           std::chrono::microseconds interval) override;
+  std::optional<std::string> claim_unique(std::string_view key, std::string_view id,
+                                          std::chrono::milliseconds ttl) override;
+  void release_unique(std::string_view key, std::string_view id) override;
 
   /// Moves parked ETA messages that are due back to the front of their
   /// lists; returns how many. reserve() calls it (throttled) by itself.
