@@ -307,7 +307,7 @@ double flow_drain(const std::string& url, int n, const tq::TaskOptions& options,
         w->start();
         return std::make_pair(app, w);
       },
-      [&](tq::redis::Connection& c, const std::string& last) { return queue_done(c, last, false); },
+      [&](redis::Connection& c, const std::string& last) { return queue_done(c, last, false); },
       what);
 }
 
