@@ -282,27 +282,6 @@ class Socket {
   std::unique_ptr<aio::detail::TlsSession> tls_;
 };
 
-Reply convert(const redisReply* r) {
-  switch (r->type) {
-    case REDIS_REPLY_STRING:
-      return Reply::make_string(Reply::Type::String, std::string(r->str, r->len));
-    case REDIS_REPLY_STATUS:
-      return Reply::make_string(Reply::Type::Status, std::string(r->str, r->len));
-    case REDIS_REPLY_ERROR:
-      return Reply::make_string(Reply::Type::Error, std::string(r->str, r->len));
-    case REDIS_REPLY_INTEGER:
-      return Reply::make_integer(r->integer);
-    case REDIS_REPLY_ARRAY: {
-      std::vector<Reply> e;
-      e.reserve(r->elements);
-      for (size_t i = 0; i < r->elements; ++i) e.push_back(convert(r->element[i]));
-      return Reply::make_array(std::move(e));
-    }
-    default:
-      return Reply();
-  }
-}
-
 }  // namespace
 
 // -------------------------------------------------------------- Connection
@@ -345,7 +324,7 @@ struct Connection::Impl {
     }
     if (!raw) return std::nullopt;
     auto* r = static_cast<redisReply*>(raw);
-    Reply out = convert(r);
+    Reply out = detail::reply_from_hiredis(r);
     freeReplyObject(r);
     return out;
   }

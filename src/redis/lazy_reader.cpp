@@ -105,4 +105,25 @@ redisReader* make_lazy_reader() {
   return redisReaderCreateWithFunctions(&lazy_functions);
 }
 
+Reply reply_from_hiredis(const redisReply* r) {
+  switch (r->type) {
+    case REDIS_REPLY_STRING:
+      return Reply::make_string(Reply::Type::String, std::string(r->str, r->len));
+    case REDIS_REPLY_STATUS:
+      return Reply::make_string(Reply::Type::Status, std::string(r->str, r->len));
+    case REDIS_REPLY_ERROR:
+      return Reply::make_string(Reply::Type::Error, std::string(r->str, r->len));
+    case REDIS_REPLY_INTEGER:
+      return Reply::make_integer(r->integer);
+    case REDIS_REPLY_ARRAY: {
+      std::vector<Reply> e;
+      e.reserve(r->elements);
+      for (size_t i = 0; i < r->elements; ++i) e.push_back(reply_from_hiredis(r->element[i]));
+      return Reply::make_array(std::move(e));
+    }
+    default:
+      return Reply();
+  }
+}
+
 }  // namespace celeriac::redis::detail

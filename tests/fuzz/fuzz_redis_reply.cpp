@@ -3,9 +3,8 @@
 // detail::make_lazy_reader() (a declared "*2000000000" allocates nothing
 // up front; libFuzzer's -rss_limit_mb and the replay's
 // max_allocation_size_mb catch a regression), then are converted into
-// celeriac's owning Reply and inspected as the broker does (str, integer,
-// elements, describe). The conversion mirrors the one in
-// src/redis/connection.cpp, which is internal to that file.
+// celeriac's owning Reply by the connection's own conversion and inspected
+// as the broker does (str, integer, elements, describe).
 #include <hiredis/hiredis.h>
 
 #include <cstddef>
@@ -24,27 +23,6 @@ using celeriac::redis::ProtocolError;
 using celeriac::redis::Reply;
 
 namespace {
-
-Reply convert(const redisReply* r) {
-  switch (r->type) {
-    case REDIS_REPLY_STRING:
-      return Reply::make_string(Reply::Type::String, std::string(r->str, r->len));
-    case REDIS_REPLY_STATUS:
-      return Reply::make_string(Reply::Type::Status, std::string(r->str, r->len));
-    case REDIS_REPLY_ERROR:
-      return Reply::make_string(Reply::Type::Error, std::string(r->str, r->len));
-    case REDIS_REPLY_INTEGER:
-      return Reply::make_integer(r->integer);
-    case REDIS_REPLY_ARRAY: {
-      std::vector<Reply> e;
-      e.reserve(r->elements);
-      for (size_t i = 0; i < r->elements; ++i) e.push_back(convert(r->element[i]));
-      return Reply::make_array(std::move(e));
-    }
-    default:
-      return Reply();
-  }
-}
 
 // Uses every accessor the way broker code does: the right one succeeds, the
 // wrong ones throw ProtocolError (never anything else).
@@ -79,7 +57,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     for (int i = 0; i < 64; ++i) {
       void* raw = nullptr;
       if (redisReaderGetReply(reader, &raw) != REDIS_OK || raw == nullptr) break;
-      inspect(convert(static_cast<redisReply*>(raw)));
+      inspect(celeriac::redis::detail::reply_from_hiredis(static_cast<redisReply*>(raw)));
       freeReplyObject(raw);
     }
   }

@@ -54,21 +54,16 @@ Publisher::~Publisher() {
   if (confirmer_.joinable()) confirmer_.join();
 }
 
-void Publisher::publish(Pipeline commands, std::string task_id, std::string queue) {
-  std::lock_guard lk(mu_);
-  if (!confirmer_.joinable() && !stop_) confirmer_ = std::thread([this] { confirmer_loop(); });
+// Runs `step` (I/O on the connection) until it gets through; after a lost
+// connection the unconfirmed writes are written again on a new one, until
+// reconnect_timeout from now.
+template <class Step>
+void Publisher::with_rewrites(Step&& step) {
   const auto deadline = Clock::now() + reconnect_timeout_;
   for (;;) {
     try {
-      // collect confirmations in bulk (one read for many), and wait only
-      // when the window is full
-      if (written_.size() >= window_)
-        read_confirmations(window_ / 2, true);
-      else if (written_.size() >= window_ / 4)
-        read_confirmations(0, false);
-      throw_refused();
-      connection().send(commands);
-      break;
+      step();
+      return;
     } catch (const ConnectionError&) {
       rewrite_after_error(deadline);
     } catch (const celeriac::TimeoutError&) {
@@ -77,6 +72,21 @@ void Publisher::publish(Pipeline commands, std::string task_id, std::string queu
       rewrite_after_error(deadline);
     }
   }
+}
+
+void Publisher::publish(Pipeline commands, std::string task_id, std::string queue) {
+  std::lock_guard lk(mu_);
+  if (!confirmer_.joinable() && !stop_) confirmer_ = std::thread([this] { confirmer_loop(); });
+  with_rewrites([&] {
+    // collect confirmations in bulk (one read for many), and wait only
+    // when the window is full
+    if (written_.size() >= window_)
+      read_confirmations(window_ / 2, true);
+    else if (written_.size() >= window_ / 4)
+      read_confirmations(0, false);
+    throw_refused();
+    connection().send(commands);
+  });
   if (written_.empty()) {
     replies_left_ = commands.size();
     confirmer_cv_.notify_one();
@@ -92,19 +102,7 @@ void Publisher::confirm() {
 
 // Confirms every write without throwing for refusals (they stay in refused_).
 void Publisher::confirm_locked(std::unique_lock<std::mutex>&) {
-  const auto deadline = Clock::now() + reconnect_timeout_;
-  for (;;) {
-    try {
-      read_confirmations(0, true);
-      break;
-    } catch (const ConnectionError&) {
-      rewrite_after_error(deadline);
-    } catch (const celeriac::TimeoutError&) {
-      rewrite_after_error(deadline);
-    } catch (const ProtocolError&) {
-      rewrite_after_error(deadline);
-    }
-  }
+  with_rewrites([&] { read_confirmations(0, true); });
 }
 
 // Confirms what callers left unconfirmed for `linger_`; a failure to

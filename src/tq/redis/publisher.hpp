@@ -60,6 +60,8 @@ class Publisher {
   };
   void read_confirmations(std::size_t keep, bool wait);
   void take_reply(const celeriac::redis::Reply& r);
+  template <class Step>
+  void with_rewrites(Step&& step);
   void rewrite_after_error(std::chrono::steady_clock::time_point deadline);
   [[noreturn]] void give_up(const std::exception& e);
   celeriac::redis::Connection& connection();

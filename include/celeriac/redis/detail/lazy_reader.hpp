@@ -1,8 +1,12 @@
 // A hiredis RESP reader that allocates an array reply's element table as
-// the elements arrive, not for the count the server declares.
+// the elements arrive, not for the count the server declares; and the
+// conversion of its replies into celeriac's owning Reply.
 #pragma once
 
+#include "celeriac/redis/reply.hpp"
+
 struct redisReader;  // hiredis
+struct redisReply;   // hiredis
 
 namespace celeriac::redis::detail {
 
@@ -15,5 +19,9 @@ namespace celeriac::redis::detail {
 /// broken server could make the client allocate gigabytes with 14 bytes.
 /// nullptr when out of memory.
 redisReader* make_lazy_reader();
+
+/// A hiredis reply (and its elements) as an owning Reply; nil and unknown
+/// types become a nil Reply.
+Reply reply_from_hiredis(const redisReply* r);
 
 }  // namespace celeriac::redis::detail
