@@ -19,7 +19,9 @@
 #endif
 #endif
 #ifdef READER_TEST_SANITIZER
-#include <sanitizer/allocator_interface.h>
+// From the sanitizer runtime (gcc's and clang's alike); declared here because
+// Debian ships <sanitizer/allocator_interface.h> only with clang.
+extern "C" std::size_t __sanitizer_get_current_allocated_bytes();
 #endif
 
 namespace {
