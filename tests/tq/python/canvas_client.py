@@ -7,6 +7,7 @@ An outcome is {"state", "result"} or {"state", "exc_type", "exc_args"}, plus
 scenario-specific fields (parents, children, errback results).
 """
 import json
+import time
 import sys
 
 from celery import chain, chord, group
@@ -26,12 +27,21 @@ def si(name, *args):
     return app.signature(name, args=args, immutable=True)
 
 
+READY = ("SUCCESS", "FAILURE", "REVOKED")
+
+
 def outcome(res):
     out = {"id": res.id}
     try:
         out["result"] = res.get(timeout=TIMEOUT, propagate=True)
         out["state"] = res.state
     except Exception as exc:  # noqa: BLE001 - the test wants every error
+        # get() follows parents: a failed parent raises before the worker has
+        # stored the same FAILURE on this id (Celery stores it right after the
+        # failing task's own), so wait for this id's state to be ready
+        deadline = time.monotonic() + TIMEOUT
+        while res.state not in READY and time.monotonic() < deadline:
+            time.sleep(0.02)
         out["state"] = res.state
         out["exc_type"] = type(exc).__name__
         out["exc_args"] = [a if isinstance(a, (int, float, str, list, dict, type(None))) else repr(a)
