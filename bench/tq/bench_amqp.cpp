@@ -30,6 +30,7 @@
 #include <spdlog/spdlog.h>
 #include <nlohmann/json.hpp>
 
+#include "bench_common.hpp"
 #include "celeriac/tq/amqp/broker.hpp"
 #include "celeriac/tq/app.hpp"
 #include "celeriac/tq/worker.hpp"
@@ -44,6 +45,8 @@ using tq::Json;
 using namespace std::chrono_literals;
 using SteadyClock = std::chrono::steady_clock;
 
+using namespace celeriac::tq::bench;
+
 namespace {
 
 struct Sizes {
@@ -53,33 +56,6 @@ struct Sizes {
 
 void progress(const std::string& line) {
   std::cout << "[bench_amqp] " << line << std::endl;
-}
-
-double seconds_since(SteadyClock::time_point t0) {
-  return std::chrono::duration<double>(SteadyClock::now() - t0).count();
-}
-
-std::string fmt(const char* f, double v) {
-  char buf[64];
-  std::snprintf(buf, sizeof buf, f, v);
-  return buf;
-}
-
-void register_noops(tq::App& app) {
-  tq::TaskOptions no_result;
-  no_result.ignore_result = true;
-  app.task(
-      "tasks.noop", {}, [] {}, no_result);
-  app.task("tasks.noop_result", {}, [] {});
-}
-
-tq::WorkerOptions worker_options() {
-  tq::WorkerOptions o;
-  o.hostname = "bench@celeriac";
-  o.concurrency = 2;
-  o.prefetch_multiplier = 64;
-  o.poll_interval = 100ms;
-  return o;
 }
 
 // Publishes `n` no-ops of `task` into "celery" (untimed); returns the last id.
@@ -120,7 +96,7 @@ double drain_rate(tq::App& app, const std::string& task, int n, bool ignore_resu
     std::this_thread::sleep_for(1ms);
   }
   double rate = n / seconds_since(t0);
-  progress(what + ": " + fmt("%.0f tasks/s", rate));
+  progress(what + ": " + fmtd("%.0f tasks/s", rate));
   return rate;
 }
 
@@ -202,12 +178,12 @@ Figures celeriac_side(const std::string& url, const std::string& results, const 
   stop();
   start();
   f.e2e = e2e_ignore(app, *w, s.e2e);
-  progress(label + " end to end, ignore_result: " + fmt("%.0f tasks/s", f.e2e));
+  progress(label + " end to end, ignore_result: " + fmtd("%.0f tasks/s", f.e2e));
   f.e2e_results = e2e_results(app, s.e2e_results);
-  progress(label + " end to end, with results: " + fmt("%.0f tasks/s", f.e2e_results));
+  progress(label + " end to end, with results: " + fmtd("%.0f tasks/s", f.e2e_results));
   std::tie(f.p50, f.p99) = rtt(app, s.rtt);
-  progress(label + " delay().get(): p50 " + fmt("%.3f", f.p50) + " ms, p99 " + fmt("%.3f", f.p99) +
-           " ms");
+  progress(label + " delay().get(): p50 " + fmtd("%.3f", f.p50) + " ms, p99 " +
+           fmtd("%.3f", f.p99) + " ms");
   stop();
   return f;
 }
@@ -237,14 +213,14 @@ Figures celery_side(const std::string& url, const std::string& results, const Si
   f.drain_results = drain_rate(app, "tasks.noop_result", s.py_drain_results, false, start,
                                with_result, label + " drain, with results");
   f.e2e = celery_client(url, "ignore", s.py_e2e)["rate"].get<double>();
-  progress(label + " end to end, ignore_result: " + fmt("%.0f tasks/s", f.e2e));
+  progress(label + " end to end, ignore_result: " + fmtd("%.0f tasks/s", f.e2e));
   f.e2e_results = celery_client(url, "results", s.py_e2e_results)["rate"].get<double>();
-  progress(label + " end to end, with results: " + fmt("%.0f tasks/s", f.e2e_results));
+  progress(label + " end to end, with results: " + fmtd("%.0f tasks/s", f.e2e_results));
   auto r = celery_client(url, "rtt", s.py_rtt);
   f.p50 = r["p50_ms"].get<double>();
   f.p99 = r["p99_ms"].get<double>();
-  progress(label + " delay().get(): p50 " + fmt("%.3f", f.p50) + " ms, p99 " + fmt("%.3f", f.p99) +
-           " ms");
+  progress(label + " delay().get(): p50 " + fmtd("%.3f", f.p50) + " ms, p99 " +
+           fmtd("%.3f", f.p99) + " ms");
   py.reset();
   return f;
 }

@@ -9,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include "bench_common.hpp"
 #include "celeriac/tq.hpp"
 #include "celeriac/tq/signature.hpp"
 #include "support/celery_process.hpp"
@@ -19,11 +20,9 @@ namespace test = celeriac::tq::test;
 using tq::Json;
 using namespace std::chrono_literals;
 
-namespace {
+using namespace celeriac::tq::bench;
 
-double seconds_since(std::chrono::steady_clock::time_point t0) {
-  return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-}
+namespace {
 
 struct Times {
   double chord = 0, chain = 0;

@@ -22,6 +22,7 @@
 
 #include <spdlog/spdlog.h>
 
+#include "bench_common.hpp"
 #include "celeriac/tq/app.hpp"
 #include "celeriac/tq/worker.hpp"
 #include "support/redis_server.hpp"
@@ -32,6 +33,8 @@ namespace test = celeriac::tq::test;
 using tq::Json;
 using namespace std::chrono_literals;
 using SteadyClock = std::chrono::steady_clock;
+
+using namespace celeriac::tq::bench;
 
 namespace {
 
@@ -46,10 +49,6 @@ struct Result {
 
 void progress(const std::string& line) {
   std::cout << "[bench_tls] " << line << std::endl;
-}
-
-double seconds_since(SteadyClock::time_point t0) {
-  return std::chrono::duration<double>(SteadyClock::now() - t0).count();
 }
 
 // Waits until the worker finished `target` tasks, printing progress.
@@ -137,12 +136,6 @@ Result median(std::vector<Result> rs) {
   m.p99_ms = mid(&Result::p99_ms);
   for (auto& r : rs) m.lost += r.lost;
   return m;
-}
-
-std::string fmtd(const char* f, double v) {
-  char buf[64];
-  std::snprintf(buf, sizeof buf, f, v);
-  return buf;
 }
 
 }  // namespace

@@ -36,8 +36,9 @@
 #include <spdlog/spdlog.h>
 #include <nlohmann/json.hpp>
 
-#include "celeriac/tq/app.hpp"
+#include "bench_common.hpp"
 #include "celeriac/redis/connection.hpp"
+#include "celeriac/tq/app.hpp"
 #include "celeriac/tq/worker.hpp"
 #include "support/celery_process.hpp"
 #include "support/redis_server.hpp"
@@ -49,6 +50,8 @@ using tq::Json;
 using namespace std::chrono_literals;
 using SteadyClock = std::chrono::steady_clock;
 
+using namespace celeriac::tq::bench;
+
 namespace {
 
 struct Sizes {
@@ -58,35 +61,8 @@ struct Sizes {
   int mem_first = 100000, mem_total = 1000000;
 };
 
-double seconds_since(SteadyClock::time_point t0) {
-  return std::chrono::duration<double>(SteadyClock::now() - t0).count();
-}
-
 void progress(const std::string& line) {
   std::cout << "[bench_tq] " << line << std::endl;
-}
-
-std::string fmtd(const char* f, double v) {
-  char buf[64];
-  std::snprintf(buf, sizeof buf, f, v);
-  return buf;
-}
-
-void register_noops(tq::App& app) {
-  tq::TaskOptions no_result;
-  no_result.ignore_result = true;
-  app.task(
-      "tasks.noop", {}, [] {}, no_result);
-  app.task("tasks.noop_result", {}, [] {});
-}
-
-tq::WorkerOptions worker_options() {
-  tq::WorkerOptions o;
-  o.hostname = "bench@celeriac";
-  o.concurrency = 2;
-  o.prefetch_multiplier = 64;
-  o.poll_interval = 100ms;
-  return o;
 }
 
 // Waits until the worker has finished `target` tasks, printing progress.
@@ -302,7 +278,8 @@ double flow_drain(const std::string& url, int n, const tq::TaskOptions& options,
       url, "tasks.noop", n, true,
       [&] {
         auto app = std::make_shared<tq::App>(url, url);
-        app->task("tasks.noop", {}, [] {}, options);
+        app->task(
+            "tasks.noop", {}, [] {}, options);
         auto w = std::make_shared<tq::Worker>(*app, worker_options());
         w->start();
         return std::make_pair(app, w);

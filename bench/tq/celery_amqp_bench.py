@@ -3,12 +3,12 @@
 usage: celery_amqp_bench.py ignore N | results N | rtt N
 The worker (tests/tq/python/celeriac_test_tasks.py) is started by bench_amqp
 on the same rabbitmq-server; the broker comes from CELERIAC_TEST_BROKER and
-the results from CELERIAC_TEST_RESULT_BACKEND. Prints one JSON line.
+the results from CELERIAC_TEST_RESULT_BACKEND. Prints one JSON line
+(celery_bench.main).
 """
-import json
-import sys
 import time
 
+import celery_bench  # rtt and the command line are the same as on Redis
 from celeriac_test_tasks import app
 
 
@@ -39,23 +39,5 @@ def bench_results(n):
     return {"tasks": n, "seconds": total, "rate": n / total}
 
 
-def bench_rtt(n):
-    app.send_task("tasks.noop_result").get(timeout=30)  # warm the connections
-    lat = []
-    for _ in range(n):
-        t0 = time.perf_counter()
-        app.send_task("tasks.noop_result").get(timeout=30)
-        lat.append(time.perf_counter() - t0)
-    lat.sort()
-    return {"tasks": n, "p50_ms": 1000 * lat[len(lat) // 2],
-            "p99_ms": 1000 * lat[min(len(lat) - 1, int(len(lat) * 0.99))]}
-
-
-def main():
-    mode, n = sys.argv[1], int(sys.argv[2])
-    fn = {"ignore": bench_ignore, "results": bench_results, "rtt": bench_rtt}[mode]
-    print(json.dumps(fn(n)), flush=True)
-
-
 if __name__ == "__main__":
-    main()
+    celery_bench.main({"ignore": bench_ignore, "results": bench_results})

@@ -107,8 +107,8 @@ TaskMessage App::build_message(const std::string& name, Json args, Json kwargs,
     throw ConfigError("task '" + name + "': priority " + std::to_string(*o.priority) +
                       " out of range 0-9");
   TaskMessage m;
-  m.queue = o.queue.empty() ? router_.route(name, args, kwargs).value_or(config_.default_queue)
-                            : o.queue;
+  m.queue =
+      o.queue.empty() ? router_.route(name, args, kwargs).value_or(config_.default_queue) : o.queue;
   m.id = o.task_id.empty() ? make_uuid() : o.task_id;
   m.task = name;
   m.args = std::move(args);

@@ -8,6 +8,7 @@
 
 #include "celeriac/tq/detail/control_dispatch.hpp"
 #include "celeriac/tq/detail/node_match.hpp"
+#include "celeriac/tq/message.hpp"
 #include "celeriac/tq/rate_limit.hpp"
 
 namespace celeriac::tq::detail {
@@ -118,8 +119,20 @@ std::optional<Json> dispatch_control(ControlNode& node, const Json& req) {
   return Json{{"error", "No such control command: " + method}};
 }
 
-double unix_time() {
-  return std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
+OrderedJson pidbox_request(const std::string& method, const Json& arguments,
+                           const std::optional<std::vector<std::string>>& destination,
+                           const std::string& ticket, const std::string& oid, bool want_reply) {
+  OrderedJson body = OrderedJson::object();
+  body["method"] = method;
+  body["arguments"] = arguments.is_null() ? OrderedJson::object() : OrderedJson(arguments);
+  body["destination"] = destination ? OrderedJson(*destination) : OrderedJson(nullptr);
+  body["pattern"] = nullptr;
+  body["matcher"] = nullptr;
+  if (want_reply) {
+    body["ticket"] = ticket;
+    body["reply_to"] = {{"exchange", "reply.celery.pidbox"}, {"routing_key", oid}};
+  }
+  return body;
 }
 
 OrderedJson worker_event(ControlNode& node, const char* type, std::chrono::milliseconds freq) {
@@ -146,7 +159,7 @@ OrderedJson worker_event(ControlNode& node, const char* type, std::chrono::milli
   e["sw_ver"] = kSoftwareVersion;
   utsname u{};
   e["sw_sys"] = ::uname(&u) == 0 ? std::string(u.sysname) : std::string("Linux");
-  e["timestamp"] = unix_time();
+  e["timestamp"] = unix_now();
   e["type"] = type;
   return e;
 }
@@ -160,7 +173,7 @@ OrderedJson stamp_task_event(ControlNode& node, const Json& event) {
   if (event.is_object())
     for (auto& [k, v] : event.items())
       if (k != "hostname" && k != "clock" && k != "timestamp") e[k] = v;
-  e["timestamp"] = unix_time();
+  e["timestamp"] = unix_now();
   if (!e.contains("type")) e["type"] = "task-unknown";
   return e;
 }

@@ -12,8 +12,8 @@
 #include "celeriac/tq/broker.hpp"
 #include "celeriac/tq/periodic_task.hpp"
 #include "celeriac/tq/result_backend.hpp"
-#include "celeriac/tq/signature.hpp"
 #include "celeriac/tq/routes.hpp"
+#include "celeriac/tq/signature.hpp"
 #include "celeriac/tq/task.hpp"
 
 namespace celeriac::tq {
@@ -118,7 +118,9 @@ class App {
   /// Routes calls of tasks matching `pattern` (exact name or glob such as
   /// "tasks.io.*") to `queue` when the call names no queue (Celery's
   /// task_routes); routes are checked in order, the first match wins.
-  void route(std::string pattern, std::string queue) { router_.add(std::move(pattern), std::move(queue)); }
+  void route(std::string pattern, std::string queue) {
+    router_.add(std::move(pattern), std::move(queue));
+  }
   /// Adds a router function (checked in order with the patterns); what it
   /// throws fails the call and nothing is sent.
   void route(RouterFn fn) { router_.add(std::move(fn)); }

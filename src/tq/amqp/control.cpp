@@ -19,10 +19,6 @@ constexpr const char* kPidboxExchange = "celery.pidbox";
 constexpr const char* kReplyExchange = "reply.celery.pidbox";
 constexpr const char* kEventExchange = "celeryev";
 
-double unix_now() {
-  return std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
-}
-
 // Celery's control_queue_expires (10 s) and control_queue_ttl (300 s).
 detail::QueueSpec pidbox_queue_spec() {
   detail::QueueSpec s;
@@ -219,16 +215,8 @@ std::vector<Json> AmqpControlClient::broadcast(
     c.bind_queue(queue, kReplyExchange, oid);
     c.consume(queue, true, true);
   }
-  OrderedJson body = OrderedJson::object();
-  body["method"] = method;
-  body["arguments"] = OrderedJson::parse(arguments.is_null() ? "{}" : arguments.dump());
-  body["destination"] = destination ? OrderedJson(*destination) : OrderedJson(nullptr);
-  body["pattern"] = nullptr;
-  body["matcher"] = nullptr;
-  if (want_reply) {
-    body["ticket"] = ticket;
-    body["reply_to"] = {{"exchange", kReplyExchange}, {"routing_key", oid}};
-  }
+  OrderedJson body =
+      tq::detail::pidbox_request(method, arguments, destination, ticket, oid, want_reply);
   OrderedJson headers = {
       {"clock", 1},
       {"expires", want_reply ? unix_now() + std::chrono::duration<double>(timeout).count() : 0.0}};

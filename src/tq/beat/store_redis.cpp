@@ -4,12 +4,12 @@
 // atomic step (a fenced write).
 #include <mutex>
 
-#include "celeriac/tq/beat_store.hpp"
-#include "celeriac/tq/errors.hpp"
-#include "celeriac/tq/redis/broker.hpp"
 #include "celeriac/redis/connection.hpp"
 #include "celeriac/redis/errors.hpp"
 #include "celeriac/redis/pool.hpp"
+#include "celeriac/tq/beat_store.hpp"
+#include "celeriac/tq/errors.hpp"
+#include "celeriac/tq/redis/broker.hpp"
 #include "celeriac/tq/url.hpp"
 #include "state_codec.hpp"
 

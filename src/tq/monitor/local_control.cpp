@@ -112,8 +112,8 @@ class LocalWorkerService final : public WorkerService {
     try {
       Json req = loads(text);
       if (!req.is_object()) return;
-      if (auto e = req.find("expires"); e != req.end() && e->is_number() && e->get<double>() > 0 &&
-                                        e->get<double>() < detail::unix_time())
+      if (auto e = req.find("expires");
+          e != req.end() && e->is_number() && e->get<double>() > 0 && e->get<double>() < unix_now())
         return;
       if (auto c = req.find("clock"); c != req.end() && c->is_number_integer())
         node_.next_clock(c->get<long>());
@@ -154,17 +154,9 @@ class LocalControlClient final : public ControlClient {
     std::vector<Json> replies;
     std::string oid = make_uuid();
     std::string ticket = make_uuid();
-    OrderedJson body = OrderedJson::object();
-    body["method"] = method;
-    body["arguments"] = OrderedJson::parse(arguments.is_null() ? "{}" : arguments.dump());
-    body["destination"] = destination ? OrderedJson(*destination) : OrderedJson(nullptr);
-    body["pattern"] = nullptr;
-    body["matcher"] = nullptr;
-    if (want_reply) {
-      body["ticket"] = ticket;
-      body["reply_to"] = {{"exchange", "reply.celery.pidbox"}, {"routing_key", oid}};
-      body["expires"] = detail::unix_time() + std::chrono::duration<double>(timeout).count();
-    }
+    OrderedJson body =
+        detail::pidbox_request(method, arguments, destination, ticket, oid, want_reply);
+    if (want_reply) body["expires"] = unix_now() + std::chrono::duration<double>(timeout).count();
     try {
       std::int64_t cursor = bus_->tail();
       bus_->append(kPidboxChannel, {dumps(body)});

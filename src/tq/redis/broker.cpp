@@ -315,21 +315,6 @@ void RedisBroker::declare(std::string_view queue, Pipeline& p) {
   p.add({"SADD", "_kombu.binding." + std::string(queue), member});
 }
 
-namespace {
-// The task id of an envelope (its correlation_id), for error messages;
-// a plain search, as parsing the whole envelope for it would cost more than
-// the publish.
-std::string task_id_in(std::string_view envelope) {
-  constexpr std::string_view key = "\"correlation_id\":";
-  auto at = envelope.find(key);
-  if (at == std::string_view::npos) return "(unknown id)";
-  auto open = envelope.find('"', at + key.size());
-  auto close = open == std::string_view::npos ? open : envelope.find('"', open + 1);
-  if (close == std::string_view::npos) return "(unknown id)";
-  return std::string(envelope.substr(open + 1, close - open - 1));
-}
-}  // namespace
-
 void RedisBroker::publish(std::string_view queue, int priority, std::string_view envelope) {
   if (!publisher_) {
     Outgoing o{std::string(queue), priority, std::string(envelope)};
@@ -341,7 +326,7 @@ void RedisBroker::publish(std::string_view queue, int priority, std::string_view
     Pipeline p;
     declare(queue, p);
     p.add({"LPUSH", priority_queue_key(queue, priority), envelope});
-    publisher_->publish(std::move(p), task_id_in(envelope), std::string(queue));
+    publisher_->publish(std::move(p), std::string(queue));
   } catch (...) {
     rethrow_as_broker_error(url_, "publish");
   }

@@ -2,12 +2,12 @@
 
 #include <cstdio>
 
+#include "celeriac/redis/errors.hpp"
+#include "celeriac/redis/pubsub.hpp"
 #include "celeriac/tq/detail/node_match.hpp"
 #include "celeriac/tq/errors.hpp"
 #include "celeriac/tq/message.hpp"
 #include "celeriac/tq/redis/broker.hpp"
-#include "celeriac/redis/errors.hpp"
-#include "celeriac/redis/pubsub.hpp"
 
 namespace celeriac::tq::redis {
 
@@ -263,16 +263,8 @@ std::vector<Json> RedisControlClient::broadcast(
   std::string reply_queue = oid + ".reply.celery.pidbox";
   std::string binding = oid + std::string(kSep) + std::string(kSep) + reply_queue;
   std::string ticket = make_uuid();
-  OrderedJson body = OrderedJson::object();
-  body["method"] = method;
-  body["arguments"] = arguments.is_null() ? Json::object() : arguments;
-  body["destination"] = destination ? Json(*destination) : Json(nullptr);
-  body["pattern"] = nullptr;
-  body["matcher"] = nullptr;
-  if (want_reply) {
-    body["ticket"] = ticket;
-    body["reply_to"] = {{"exchange", "reply.celery.pidbox"}, {"routing_key", oid}};
-  }
+  OrderedJson body =
+      tq::detail::pidbox_request(method, arguments, destination, ticket, oid, want_reply);
   auto deadline = std::chrono::steady_clock::now() + timeout;
   OrderedJson headers = OrderedJson::object();
   headers["clock"] = 1;

@@ -2,6 +2,8 @@
 
 #include <spdlog/spdlog.h>
 
+#include <string_view>
+
 #include "celeriac/redis/errors.hpp"
 
 namespace celeriac::tq::redis::detail {
@@ -16,6 +18,19 @@ using celeriac::redis::ReplyError;
 using Clock = std::chrono::steady_clock;
 
 namespace {
+// The task id of an envelope (its correlation_id), for error messages;
+// found in the written command bytes (the envelope is inside them), and only
+// when an error names it, so the hot path never looks for it.
+std::string task_id_in(std::string_view envelope) {
+  constexpr std::string_view key = "\"correlation_id\":";
+  auto at = envelope.find(key);
+  if (at == std::string_view::npos) return "(unknown id)";
+  auto open = envelope.find('"', at + key.size());
+  auto close = open == std::string_view::npos ? open : envelope.find('"', open + 1);
+  if (close == std::string_view::npos) return "(unknown id)";
+  return std::string(envelope.substr(open + 1, close - open - 1));
+}
+
 // The ids of `written` for an error message: the first ten, then a count.
 template <class Range>
 std::string name_ids(const Range& written) {
@@ -26,7 +41,7 @@ std::string name_ids(const Range& written) {
       s += " and " + std::to_string(written.size() - n) + " more";
       break;
     }
-    s += (n++ ? ", " : "") + w.task_id;
+    s += (n++ ? ", " : "") + task_id_in(w.commands.bytes());
   }
   return s;
 }
@@ -74,7 +89,7 @@ void Publisher::with_rewrites(Step&& step) {
   }
 }
 
-void Publisher::publish(Pipeline commands, std::string task_id, std::string queue) {
+void Publisher::publish(Pipeline commands, std::string queue) {
   std::lock_guard lk(mu_);
   if (!confirmer_.joinable() && !stop_) confirmer_ = std::thread([this] { confirmer_loop(); });
   with_rewrites([&] {
@@ -91,7 +106,7 @@ void Publisher::publish(Pipeline commands, std::string task_id, std::string queu
     replies_left_ = commands.size();
     confirmer_cv_.notify_one();
   }
-  written_.push_back(Written{std::move(commands), std::move(task_id), std::move(queue)});
+  written_.push_back(Written{std::move(commands), std::move(queue)});
 }
 
 void Publisher::confirm() {
@@ -157,8 +172,8 @@ void Publisher::read_confirmations(std::size_t keep, bool wait) {
 void Publisher::take_reply(const Reply& r) {
   Written& w = written_.front();
   if (r.is_error())
-    refused_ += (refused_.empty() ? "" : "; ") +
-                ("task " + w.task_id + " to queue '" + w.queue + "': " + r.str());
+    refused_ += (refused_.empty() ? "" : "; ") + ("task " + task_id_in(w.commands.bytes()) +
+                                                  " to queue '" + w.queue + "': " + r.str());
   if (--replies_left_ > 0) return;
   written_.pop_front();
   if (!written_.empty()) replies_left_ = written_.front().commands.size();

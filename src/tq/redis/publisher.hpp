@@ -39,9 +39,9 @@ class Publisher {
   Publisher(celeriac::redis::Url url, celeriac::redis::ConnectOptions opts,
             std::chrono::milliseconds reconnect_timeout, std::size_t window);
 
-  /// Writes `commands` (the last of them the message's LPUSH); `task_id`
-  /// and `queue` name it in errors.
-  void publish(celeriac::redis::Pipeline commands, std::string task_id, std::string queue);
+  /// Writes `commands` (the last of them the message's LPUSH); errors name
+  /// `queue` and the task id found in the envelope.
+  void publish(celeriac::redis::Pipeline commands, std::string queue);
   /// Waits until Redis has confirmed every publish written so far.
   void confirm();
   /// Publishes written and not yet confirmed.
@@ -55,7 +55,6 @@ class Publisher {
  private:
   struct Written {
     celeriac::redis::Pipeline commands;
-    std::string task_id;
     std::string queue;
   };
   void read_confirmations(std::size_t keep, bool wait);

@@ -2,10 +2,10 @@
 
 #include <charconv>
 
+#include "celeriac/redis/errors.hpp"
+#include "celeriac/redis/script.hpp"
 #include "celeriac/tq/errors.hpp"
 #include "celeriac/tq/redis/broker.hpp"
-#include "celeriac/redis/script.hpp"
-#include "celeriac/redis/errors.hpp"
 
 namespace celeriac::tq::redis {
 
@@ -113,8 +113,7 @@ std::vector<bool> RedisResultBackend::store_many(std::span<const ResultMeta> met
       out.reserve(items.size());
       for (std::size_t i = 0; i < items.size(); ++i) {
         Reply r = std::move(replies.at(i));
-        if (is_noscript(r))
-          r = store_script.run(c, {items[i].first}, {items[i].second, ex});
+        if (is_noscript(r)) r = store_script.run(c, {items[i].first}, {items[i].second, ex});
         if (r.is_error()) throw ReplyError("Redis " + c.describe() + ": store script: " + r.str());
         out.push_back(r.integer() == 1);
       }

@@ -23,11 +23,11 @@
 #include <unordered_set>
 #include <vector>
 
+#include "../flow/rate_limiter.hpp"
 #include "celeriac/tq/app.hpp"
 #include "celeriac/tq/control.hpp"
 #include "celeriac/tq/detail/execution_pool.hpp"
 #include "celeriac/tq/worker.hpp"
-#include "../flow/rate_limiter.hpp"
 #include "result_writer.hpp"
 
 namespace celeriac::tq::detail {

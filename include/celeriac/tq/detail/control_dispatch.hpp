@@ -8,6 +8,7 @@
 #include <chrono>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "celeriac/tq/control.hpp"
 #include "celeriac/tq/json.hpp"
@@ -44,7 +45,12 @@ OrderedJson worker_event(ControlNode& node, const char* type, std::chrono::milli
 /// A task event from the lifecycle stamped with hostname, pid, clock,
 /// timestamp (Celery's Dispatcher does the same); "type" kept.
 OrderedJson stamp_task_event(ControlNode& node, const Json& event);
-/// Seconds since the epoch, as a double (event timestamps).
-double unix_time();
+/// The body of a pidbox request as Celery's client (kombu's Mailbox) sends
+/// it: method, arguments (an object), destination (null = every worker), no
+/// pattern; ticket and reply_to {reply.celery.pidbox, oid} only when a reply
+/// is wanted. Each transport adds its own envelope and expiry.
+OrderedJson pidbox_request(const std::string& method, const Json& arguments,
+                           const std::optional<std::vector<std::string>>& destination,
+                           const std::string& ticket, const std::string& oid, bool want_reply);
 
 }  // namespace celeriac::tq::detail
