@@ -19,6 +19,7 @@
 #include <thread>
 
 #include "celeriac/tq/broker.hpp"
+#include "celeriac/tq/detail/sqlite_open.hpp"
 #include "celeriac/tq/errors.hpp"
 #include "celeriac/tq/message.hpp"
 #include "celeriac/tq/result_backend.hpp"
@@ -90,45 +91,29 @@ struct Db {
   std::thread watcher;
 
   explicit Db(const std::string& p) : path(p) {
-    if (sqlite3_open_v2(p.c_str(), &db,
-                        SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
-                        nullptr) != SQLITE_OK) {
-      std::string msg = db ? sqlite3_errmsg(db) : "out of memory";
-      sqlite3_close(db);
-      throw BrokerError("cannot open SQLite database '" + p + "': " + msg);
-    }
-    sqlite3_busy_timeout(db, 10000);
-    exec("PRAGMA journal_mode=WAL");
-    exec("PRAGMA synchronous=NORMAL");
-    exec(
-        "CREATE TABLE IF NOT EXISTS tq_messages(id INTEGER PRIMARY KEY AUTOINCREMENT, queue TEXT "
-        "NOT NULL, "
-        "step INTEGER NOT NULL, front INTEGER NOT NULL DEFAULT 0, envelope TEXT NOT NULL, "
-        "redelivered INTEGER NOT "
-        "NULL DEFAULT 0, reserved_at REAL, owner TEXT)");
-    exec(
-        "CREATE INDEX IF NOT EXISTS tq_ready ON tq_messages(queue, step, front DESC, id) WHERE "
-        "reserved_at IS "
-        "NULL");
-    exec(
-        "CREATE INDEX IF NOT EXISTS tq_reserved ON tq_messages(reserved_at) WHERE reserved_at IS "
-        "NOT NULL");
-    exec(
-        "CREATE TABLE IF NOT EXISTS tq_dead(id INTEGER PRIMARY KEY AUTOINCREMENT, queue TEXT, "
-        "envelope TEXT, "
-        "reason TEXT, time REAL)");
-    exec(
-        "CREATE TABLE IF NOT EXISTS tq_results(task_id TEXT PRIMARY KEY, status TEXT, meta TEXT, "
-        "expires_at REAL)");
-    exec(
-        "CREATE INDEX IF NOT EXISTS tq_results_exp ON tq_results(expires_at) WHERE expires_at IS "
-        "NOT NULL");
-    // Canvas: chord sizes and finished parts (Celery's .s and .j), saved groups.
-    exec("CREATE TABLE IF NOT EXISTS tq_chords(group_id TEXT PRIMARY KEY, size INTEGER)");
-    exec(
-        "CREATE TABLE IF NOT EXISTS tq_chord_parts(group_id TEXT NOT NULL, idx REAL NOT NULL, "
-        "part TEXT NOT NULL, UNIQUE(group_id, part))");
-    exec("CREATE TABLE IF NOT EXISTS tq_groups(group_id TEXT PRIMARY KEY, ids TEXT NOT NULL)");
+    auto opened = detail::open_sqlite(
+        p, SQLITE_OPEN_NOMUTEX, std::chrono::seconds(10),
+        {"PRAGMA synchronous=NORMAL",
+         "CREATE TABLE IF NOT EXISTS tq_messages(id INTEGER PRIMARY KEY AUTOINCREMENT, queue TEXT "
+         "NOT NULL, step INTEGER NOT NULL, front INTEGER NOT NULL DEFAULT 0, envelope TEXT NOT "
+         "NULL, redelivered INTEGER NOT NULL DEFAULT 0, reserved_at REAL, owner TEXT)",
+         "CREATE INDEX IF NOT EXISTS tq_ready ON tq_messages(queue, step, front DESC, id) WHERE "
+         "reserved_at IS NULL",
+         "CREATE INDEX IF NOT EXISTS tq_reserved ON tq_messages(reserved_at) WHERE reserved_at IS "
+         "NOT NULL",
+         "CREATE TABLE IF NOT EXISTS tq_dead(id INTEGER PRIMARY KEY AUTOINCREMENT, queue TEXT, "
+         "envelope TEXT, reason TEXT, time REAL)",
+         "CREATE TABLE IF NOT EXISTS tq_results(task_id TEXT PRIMARY KEY, status TEXT, meta TEXT, "
+         "expires_at REAL)",
+         "CREATE INDEX IF NOT EXISTS tq_results_exp ON tq_results(expires_at) WHERE expires_at IS "
+         "NOT NULL",
+         // Canvas: chord sizes and finished parts (Celery's .s and .j), saved groups.
+         "CREATE TABLE IF NOT EXISTS tq_chords(group_id TEXT PRIMARY KEY, size INTEGER)",
+         "CREATE TABLE IF NOT EXISTS tq_chord_parts(group_id TEXT NOT NULL, idx REAL NOT NULL, "
+         "part TEXT NOT NULL, UNIQUE(group_id, part))",
+         "CREATE TABLE IF NOT EXISTS tq_groups(group_id TEXT PRIMARY KEY, ids TEXT NOT NULL)"});
+    if (!opened.db) throw BrokerError("cannot open SQLite database '" + p + "': " + opened.error);
+    db = opened.db;
   }
   ~Db() {
     if (watcher.joinable()) {

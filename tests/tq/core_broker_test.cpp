@@ -7,6 +7,7 @@
 
 #include <chrono>
 #include <csignal>
+#include <cstdio>
 #include <fstream>
 #include <set>
 #include <thread>
@@ -281,7 +282,9 @@ namespace {
     auto deadline = std::chrono::steady_clock::now() + 20s;
     for (bool stop = false; !stop && std::chrono::steady_clock::now() < deadline;) {
       for (auto& d : b->reserve(queues, 4, 100ms)) {
-        if (d.envelope == env("stop"))
+        if (d.envelope == env("stop") && stop)
+          b->publish("celery", 9, env("stop"));  // the other child's sentinel
+        else if (d.envelope == env("stop"))
           stop = true;
         else
           f << d.envelope << "\n";
@@ -290,7 +293,8 @@ namespace {
     }
     f.flush();
     b->close();
-  } catch (...) {
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "consumer child: %s\n", e.what());
     code = 1;
   }
   _exit(code);

@@ -6,6 +6,7 @@
 #include <mutex>
 
 #include "celeriac/tq/beat_store.hpp"
+#include "celeriac/tq/detail/sqlite_open.hpp"
 #include "celeriac/tq/errors.hpp"
 #include "state_codec.hpp"
 
@@ -56,21 +57,16 @@ class SqliteBeatStore final : public BeatStore {
  public:
   SqliteBeatStore(std::string path, std::string name, const BeatClock& clock)
       : path_(std::move(path)), name_(std::move(name)), clock_(clock) {
-    if (sqlite3_open_v2(path_.c_str(), &db_,
-                        SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
-                        nullptr) != SQLITE_OK) {
-      std::string msg = db_ ? sqlite3_errmsg(db_) : "out of memory";
-      sqlite3_close(db_);
-      throw BackendError("beat store: cannot open SQLite database '" + path_ + "': " + msg);
-    }
-    sqlite3_busy_timeout(db_, 10000);
-    exec(
-        "CREATE TABLE IF NOT EXISTS celeriac_beat_lease (name TEXT PRIMARY KEY, holder TEXT NOT "
-        "NULL, "
-        "expires_ms INTEGER NOT NULL)");
-    exec(
-        "CREATE TABLE IF NOT EXISTS celeriac_beat_state (name TEXT NOT NULL, entry TEXT NOT NULL, "
-        "state TEXT NOT NULL, PRIMARY KEY (name, entry))");
+    auto opened = detail::open_sqlite(
+        path_, SQLITE_OPEN_NOMUTEX, std::chrono::seconds(10),
+        {"CREATE TABLE IF NOT EXISTS celeriac_beat_lease (name TEXT PRIMARY KEY, holder TEXT NOT "
+         "NULL, expires_ms INTEGER NOT NULL)",
+         "CREATE TABLE IF NOT EXISTS celeriac_beat_state (name TEXT NOT NULL, entry TEXT NOT NULL, "
+         "state TEXT NOT NULL, PRIMARY KEY (name, entry))"});
+    if (!opened.db)
+      throw BackendError("beat store: cannot open SQLite database '" + path_ +
+                         "': " + opened.error);
+    db_ = opened.db;
   }
   ~SqliteBeatStore() override { sqlite3_close(db_); }
 

@@ -3,6 +3,7 @@
 
 #include <sqlite3.h>
 
+#include "celeriac/tq/detail/sqlite_open.hpp"
 #include "celeriac/tq/errors.hpp"
 
 namespace celeriac::tq::detail {
@@ -15,18 +16,13 @@ double now_s() {
 
 TaskHistory::TaskHistory(const std::string& path, std::size_t max_tasks, std::chrono::hours max_age)
     : path_(path), max_tasks_(max_tasks), max_age_(max_age) {
-  if (sqlite3_open_v2(path.c_str(), &db_, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, nullptr) !=
-      SQLITE_OK) {
-    std::string msg = db_ ? sqlite3_errmsg(db_) : "out of memory";
-    sqlite3_close_v2(db_);
-    throw ConfigError("dashboard history file '" + path + "': " + msg);
-  }
-  sqlite3_busy_timeout(db_, 5000);
-  exec("PRAGMA journal_mode=WAL");
-  exec(
-      "CREATE TABLE IF NOT EXISTS tasks (uuid TEXT PRIMARY KEY, updated REAL NOT NULL, "
-      "body TEXT NOT NULL)");
-  exec("CREATE INDEX IF NOT EXISTS tasks_updated ON tasks(updated)");
+  auto opened = detail::open_sqlite(
+      path, 0, std::chrono::seconds(5),
+      {"CREATE TABLE IF NOT EXISTS tasks (uuid TEXT PRIMARY KEY, updated REAL NOT NULL, "
+       "body TEXT NOT NULL)",
+       "CREATE INDEX IF NOT EXISTS tasks_updated ON tasks(updated)"});
+  if (!opened.db) throw ConfigError("dashboard history file '" + path + "': " + opened.error);
+  db_ = opened.db;
 }
 
 TaskHistory::~TaskHistory() {

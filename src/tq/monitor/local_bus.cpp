@@ -14,6 +14,7 @@
 #include <map>
 #include <mutex>
 
+#include "celeriac/tq/detail/sqlite_open.hpp"
 #include "celeriac/tq/errors.hpp"
 
 namespace celeriac::tq::monitor {
@@ -129,19 +130,13 @@ std::string sqlite_path(const Url& url) {
 class SqliteBus final : public LocalBus {
  public:
   SqliteBus(const Url& url, BusLimits limits) : path_(sqlite_path(url)), limits_(limits) {
-    if (sqlite3_open_v2(path_.c_str(), &db_,
-                        SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_FULLMUTEX,
-                        nullptr) != SQLITE_OK) {
-      std::string msg = db_ ? sqlite3_errmsg(db_) : "out of memory";
-      sqlite3_close_v2(db_);
-      throw BrokerError("SQLite monitor bus " + url.redacted() + ": " + msg);
-    }
-    sqlite3_busy_timeout(db_, 10000);
-    exec("PRAGMA journal_mode=WAL");
-    exec(
-        "CREATE TABLE IF NOT EXISTS celeriac_monitor (id INTEGER PRIMARY KEY AUTOINCREMENT, "
-        "channel TEXT NOT NULL, body TEXT NOT NULL, created REAL NOT NULL)");
-    exec("CREATE INDEX IF NOT EXISTS celeriac_monitor_channel ON celeriac_monitor(channel, id)");
+    auto opened = detail::open_sqlite(
+        path_, SQLITE_OPEN_FULLMUTEX, std::chrono::seconds(10),
+        {"CREATE TABLE IF NOT EXISTS celeriac_monitor (id INTEGER PRIMARY KEY AUTOINCREMENT, "
+         "channel TEXT NOT NULL, body TEXT NOT NULL, created REAL NOT NULL)",
+         "CREATE INDEX IF NOT EXISTS celeriac_monitor_channel ON celeriac_monitor(channel, id)"});
+    if (!opened.db) throw BrokerError("SQLite monitor bus " + url.redacted() + ": " + opened.error);
+    db_ = opened.db;
   }
 
   ~SqliteBus() override {
