@@ -29,28 +29,6 @@ void ordered_reply(httplib::Response& res, const OrderedJson& j) {
   res.set_content(dumps(j), "application/json");
 }
 
-double param_double(const httplib::Request& req, const char* key) {
-  if (!req.has_param(key)) return 0;
-  try {
-    return std::stod(req.get_param_value(key));
-  } catch (const std::exception&) {
-    throw ConfigError(std::string("parameter '") + key + "' is not a number");
-  }
-}
-
-std::size_t param_size(const httplib::Request& req, const char* key, std::size_t fallback) {
-  if (!req.has_param(key)) return fallback;
-  try {
-    long long v = std::stoll(req.get_param_value(key));
-    if (v < 0) throw ConfigError(std::string("parameter '") + key + "' is negative");
-    return static_cast<std::size_t>(v);
-  } catch (const ConfigError&) {
-    throw;
-  } catch (const std::exception&) {
-    throw ConfigError(std::string("parameter '") + key + "' is not a number");
-  }
-}
-
 // Remote control from the dashboard; an empty list where the broker has none.
 std::vector<Json> broadcast(App& app, const std::string& method, const Json& args,
                             std::optional<std::vector<std::string>> dest, bool reply = true) {
@@ -123,16 +101,7 @@ Json summary(RouteContext& c) {
 
 void task_routes(httplib::Server& s, RouteContext& c) {
   s.Get("/api/tasks", [&c](const httplib::Request& req, httplib::Response& res) {
-    TaskQuery q;
-    q.name = req.get_param_value("taskname");
-    q.state = req.get_param_value("state");
-    q.worker = req.get_param_value("workername");
-    q.id = req.get_param_value("id");
-    q.search = req.get_param_value("search");
-    q.received_from = param_double(req, "received_start");
-    q.received_to = param_double(req, "received_end");
-    q.limit = param_size(req, "limit", 100);
-    q.offset = param_size(req, "offset", 0);
+    TaskQuery q = task_query_from(req.params);
     OrderedJson out = OrderedJson::object();  // newest first, as Flower's OrderedDict
     for (auto& t : c.state.tasks(q))
       out[t["uuid"].get<std::string>()] = OrderedJson::parse(t.dump());
@@ -213,7 +182,7 @@ void worker_routes(httplib::Server& s, RouteContext& c) {
          });
   s.Post(R"(/api/worker/pool/(grow|shrink)/([^/]+))",
          [action](const httplib::Request& req, httplib::Response& res) {
-           int n = static_cast<int>(param_size(req, "n", 1));
+           int n = static_cast<int>(size_param(req.params, "n", 1));
            action("pool_" + std::string(req.matches[1]), {{"n", n}}, req.matches[2], res, true);
          });
   s.Post(R"(/api/worker/queue/(add|cancel)-consumer/([^/]+))",
@@ -235,7 +204,7 @@ void queue_routes(httplib::Server& s, RouteContext& c) {
   });
   s.Get("/api/dead-letters", [&c](const httplib::Request& req, httplib::Response& res) {
     Json out = Json::array();
-    for (auto& d : c.app.broker().dead_letters(param_size(req, "limit", 100))) {
+    for (auto& d : c.app.broker().dead_letters(size_param(req.params, "limit", 100))) {
       auto [id, name] = peek_id_and_name(d.envelope);
       out.push_back({{"queue", d.queue},
                      {"reason", d.reason},

@@ -8,6 +8,8 @@
 #include <ctime>
 #include <sstream>
 
+#include "celeriac/tq/errors.hpp"
+
 namespace celeriac::tq::detail {
 
 namespace {
@@ -223,6 +225,59 @@ Json MonitorState::workers() const {
     out[host] = std::move(j);
   }
   return out;
+}
+
+namespace {
+
+using Params = std::multimap<std::string, std::string>;
+
+std::string text_param(const Params& params, const char* key) {
+  auto it = params.find(key);
+  return it == params.end() ? std::string() : it->second;
+}
+
+double double_param(const Params& params, const char* key) {
+  auto it = params.find(key);
+  if (it == params.end()) return 0;
+  try {
+    std::size_t used = 0;
+    double v = std::stod(it->second, &used);
+    if (used == it->second.size()) return v;
+  } catch (const std::exception&) {
+  }
+  throw ConfigError(std::string("parameter '") + key + "' is not a number");
+}
+
+}  // namespace
+
+std::size_t size_param(const Params& params, const char* key, std::size_t fallback) {
+  auto it = params.find(key);
+  if (it == params.end()) return fallback;
+  long long v = 0;
+  std::size_t used = 0;
+  try {
+    v = std::stoll(it->second, &used);
+  } catch (const std::exception&) {
+    used = 0;
+  }
+  if (used == 0 || used != it->second.size())
+    throw ConfigError(std::string("parameter '") + key + "' is not a number");
+  if (v < 0) throw ConfigError(std::string("parameter '") + key + "' is negative");
+  return static_cast<std::size_t>(v);
+}
+
+TaskQuery task_query_from(const Params& params) {
+  TaskQuery q;
+  q.name = text_param(params, "taskname");
+  q.state = text_param(params, "state");
+  q.worker = text_param(params, "workername");
+  q.id = text_param(params, "id");
+  q.search = text_param(params, "search");
+  q.received_from = double_param(params, "received_start");
+  q.received_to = double_param(params, "received_end");
+  q.limit = size_param(params, "limit", 100);
+  q.offset = size_param(params, "offset", 0);
+  return q;
 }
 
 Json MonitorState::tasks(const TaskQuery& q) const {

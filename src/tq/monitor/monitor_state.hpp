@@ -41,6 +41,16 @@ struct TaskQuery {
   std::size_t offset = 0;    ///< skip this many (newest first)
 };
 
+/// Flower's /api/tasks query parameters (taskname, state, workername, id,
+/// search, received_start, received_end, limit, offset) as a TaskQuery.
+/// Throws ConfigError naming a parameter that is not a number or is negative.
+TaskQuery task_query_from(const std::multimap<std::string, std::string>& params);
+
+/// The value of the number parameter `key` of `params`, `fallback` when absent.
+/// Throws ConfigError naming it when it is not a non-negative integer.
+std::size_t size_param(const std::multimap<std::string, std::string>& params, const char* key,
+                       std::size_t fallback);
+
 /// Events folded into workers, tasks, rates and metrics.
 class MonitorState {
  public:
