@@ -191,6 +191,13 @@ TEST_F(MonitorSqlite, DashboardApiMetricsAndHistorySurviveARestart) {
     auto queues = get_json(port, "/api/queues/length");
     EXPECT_EQ(queues["active_queues"][0].value("name", ""), "celery") << queues;
     EXPECT_EQ(http_get(port, "/api/tasks?limit=abc").first, 400);
+    auto negative = http_get(port, "/api/tasks?offset=-1");
+    EXPECT_EQ(negative.first, 400);
+    EXPECT_NE(negative.second.find("'offset' is negative"), std::string::npos) << negative.second;
+    auto trailing = http_get(port, "/api/tasks?received_start=12x");
+    EXPECT_EQ(trailing.first, 400);
+    EXPECT_NE(trailing.second.find("'received_start' is not a number"), std::string::npos)
+        << trailing.second;
     auto index = http_get(port, "/");
     EXPECT_EQ(index.first, 200);
     EXPECT_NE(index.second.find("celeriac dashboard"), std::string::npos);
