@@ -90,10 +90,11 @@ struct LimitsApp {
   });
   // Coroutine tasks (the async pool cancels them at an await).
   TaskHandle<std::string> co_sleeps = app.task("tl.co_sleeps", {}, []() -> aio::Task<std::string> {
-    for (int i = 0; i < 6000; ++i) co_await aio::sleep(10ms);
+    for (int i = 0; i < 6000 && !g_release.load(); ++i) co_await aio::sleep(10ms);
     co_return std::string("never cancelled");
   });
-  TaskHandle<int, int, int> add = app.task("tl.add", {"x", "y"}, [](int x, int y) { return x + y; });
+  TaskHandle<int, int, int> add =
+      app.task("tl.add", {"x", "y"}, [](int x, int y) { return x + y; });
   // Limits from the task's options.
   TaskHandle<std::string> own_soft = app.task(
       "tl.own_soft", {},
@@ -110,7 +111,8 @@ struct LimitsApp {
         return o;
       }());
   TaskHandle<std::string> own_hard = app.task(
-      "tl.own_hard", {}, [] {
+      "tl.own_hard", {},
+      [] {
         hold(60000);
         return std::string("late");
       },
@@ -118,6 +120,27 @@ struct LimitsApp {
         TaskOptions o;
         o.time_limit = 0.3;
         o.soft_time_limit = 0.1;
+        return o;
+      }());
+
+  // Limits far beyond the test's patience: only a header can make it stop.
+  TaskHandle<std::string> patient = app.task(
+      "tl.patient", {},
+      [](Context& ctx) {
+        try {
+          for (int i = 0; i < 600000; ++i) {
+            ctx.check_cancelled();
+            std::this_thread::sleep_for(1ms);
+          }
+        } catch (const SoftTimeLimitExceeded&) {
+          return std::string("cleaned up");
+        }
+        return std::string("never cancelled");
+      },
+      [] {
+        TaskOptions o;
+        o.soft_time_limit = 600;
+        o.time_limit = 900;
         return o;
       }());
 
@@ -182,27 +205,28 @@ TEST_P(TimeLimits, SoftLimitRaisesSoftTimeLimitExceededInTheTask) {
       failure_of(c.cooperative.apply_async(Json::array(), Json::object(), limits(0.2, 60)));
   EXPECT_EQ(e.exc_type(), "SoftTimeLimitExceeded");
   EXPECT_EQ(e.exc_module(), "billiard.exceptions");
-  EXPECT_EQ(c.cleans_up.apply_async(Json::array(), Json::object(), limits(0.2, std::nullopt))
-                .get(kWait),
-            "cleaned up");
-  EXPECT_EQ(c.waits.apply_async(Json::array(), Json::object(), limits(0.2, std::nullopt))
-                .get(kWait),
-            "stopped");
+  EXPECT_EQ(
+      c.cleans_up.apply_async(Json::array(), Json::object(), limits(0.2, std::nullopt)).get(kWait),
+      "cleaned up");
+  EXPECT_EQ(
+      c.waits.apply_async(Json::array(), Json::object(), limits(0.2, std::nullopt)).get(kWait),
+      "stopped");
   EXPECT_EQ(c.add.delay(2, 3).get(kWait), 5);  // the worker goes on
 }
 
 TEST_P(TimeLimits, SoftLimitCancelsACoroutineAtItsNextAwait) {
   start_worker();
   TaskError e =
-      failure_of(c.co_sleeps.apply_async(Json::array(), Json::object(), limits(0.2, std::nullopt)));
+      failure_of(c.co_sleeps.apply_async(Json::array(), Json::object(), limits(0.2, 0.6)));
   // The async pool cancels the coroutine; the other pools run it on a
-  // private loop and it keeps sleeping until the hard limit stops it.
-  EXPECT_EQ(e.exc_type(), "SoftTimeLimitExceeded");
+  // private loop, which only the hard limit stops.
+  EXPECT_EQ(e.exc_type(), coroutine_pool() ? "SoftTimeLimitExceeded" : "TimeLimitExceeded");
 }
 
 TEST_P(TimeLimits, HardLimitStoresTimeLimitExceededAndTheWorkerGoesOn) {
   start_worker(single());
-  TaskError e = failure_of(c.stuck.apply_async(Json::array(), Json::object(), limits(std::nullopt, 0.3)));
+  TaskError e =
+      failure_of(c.stuck.apply_async(Json::array(), Json::object(), limits(std::nullopt, 0.3)));
   EXPECT_EQ(e.exc_type(), "TimeLimitExceeded");
   EXPECT_EQ(e.exc_module(), "billiard.exceptions");
   EXPECT_EQ(e.exc_message(), Json::array({0.3}));
@@ -220,16 +244,17 @@ TEST_P(TimeLimits, TaskOptionsAndWorkerDefaultsApplyWhenTheMessageHasNone) {
   o.time_limit = 600;
   start_worker(o);
   EXPECT_EQ(failure_of(c.cooperative.delay()).exc_type(), "SoftTimeLimitExceeded");  // worker's
-  EXPECT_EQ(failure_of(c.own_hard.delay()).exc_type(), "TimeLimitExceeded");  // task's, not worker's
+  EXPECT_EQ(failure_of(c.own_hard.delay()).exc_type(),
+            "TimeLimitExceeded");  // task's, not worker's
   EXPECT_EQ(failure_of(c.own_soft.delay()).exc_type(), "SoftTimeLimitExceeded");
 }
 
 TEST_P(TimeLimits, TheMessageHeaderWinsOverTheTaskOption) {
   start_worker();
-  // own_soft's option says 0.2 s; the header says 600 s, so it runs on
-  // until its hard limit (also from the header).
-  TaskError e = failure_of(c.own_soft.apply_async(Json::array(), Json::object(), limits(600, 0.3)));
-  EXPECT_EQ(e.exc_type(), "TimeLimitExceeded");
+  // tl.patient's own limits are 600/900 s: it stops within kWait only if
+  // the header's 0.2 s soft limit is the one applied.
+  EXPECT_EQ(c.patient.apply_async(Json::array(), Json::object(), limits(0.2, 30)).get(kWait),
+            "cleaned up");
 }
 
 TEST_P(TimeLimits, RevokeTerminateStopsARunningTaskAndStoresRevoked) {
@@ -277,12 +302,11 @@ TEST_P(TimeLimits, PythonRevokeWithTerminateReachesTheWorker) {
   start_worker(single());
   auto r = coroutine_pool() ? c.co_sleeps.delay() : c.cooperative.delay();
   ASSERT_TRUE(eventually([&] { return worker->active().size() == 1u; }));
-  auto run = test::run_program(
-      {"/usr/bin/python3", "-c",
-       "import sys\nfrom celeriac_test_tasks import app\n"
-       "app.control.revoke(sys.argv[1], terminate=True)\n",
-       r.id()},
-      60s, test::celery_env(c.server.url()));
+  auto run = test::run_program({"/usr/bin/python3", "-c",
+                                "import sys\nfrom celeriac_test_tasks import app\n"
+                                "app.control.revoke(sys.argv[1], terminate=True)\n",
+                                r.id()},
+                               60s, test::celery_env(c.server.url()));
   ASSERT_EQ(run.exit_code, 0) << run.output;
   TaskError e = failure_of(std::move(r));
   EXPECT_EQ(e.exc_type(), "TaskRevokedError");
@@ -301,7 +325,8 @@ TEST(TimeLimitsBadInput, NegativeOrInvertedLimitsNameTheTaskAndValue) {
     TaskOptions o;
     o.soft_time_limit = soft;
     o.time_limit = hard;
-    app.task("bad.task", {}, [] { return 1; }, o);
+    app.task(
+        "bad.task", {}, [] { return 1; }, o);
   };
   try {
     reg(std::nullopt, -1);

@@ -113,7 +113,8 @@ class Context {
   /// Whether the worker asked this task to stop: its soft time limit passed
   /// or it was revoked with terminate. Cheap; poll it in long loops.
   bool cancelled() const noexcept {
-    return cancel_ && cancel_->reason.load(std::memory_order_relaxed) != detail::Cancellation::kNone;
+    return cancel_ &&
+           cancel_->reason.load(std::memory_order_relaxed) != detail::Cancellation::kNone;
   }
   /// A cooperation point: throws SoftTimeLimitExceeded after the soft time
   /// limit, TaskRevokedError("terminated") after a revoke with terminate;

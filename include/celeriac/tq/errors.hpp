@@ -114,7 +114,8 @@ inline TaskError not_registered(const std::string& task_name) {
 /// with Celery's empty argument list when it escapes the task.
 class SoftTimeLimitExceeded : public TaskError {
  public:
-  SoftTimeLimitExceeded() : TaskError("SoftTimeLimitExceeded", "billiard.exceptions", nlohmann::json::array()) {}
+  SoftTimeLimitExceeded()
+      : TaskError("SoftTimeLimitExceeded", "billiard.exceptions", nlohmann::json::array()) {}
 };
 
 /// billiard.exceptions.TimeLimitExceeded(seconds): the task ran past its hard

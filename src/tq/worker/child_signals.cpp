@@ -30,10 +30,10 @@ Slot* g_table = nullptr;
 // ---- child side (one task at a time per child) ----
 Slot* g_slot = nullptr;  // this child's slot
 int g_next_seq = 0;
-std::atomic<int> g_seq{0};                      // read by the handler
-std::atomic<Cancellation*> g_cancel{nullptr};   // read by the handler
-std::shared_ptr<Cancellation> g_cancel_owner;   // keeps *g_cancel alive
-std::mutex g_stop_mu;                           // guards g_cancel_owner for the stopper
+std::atomic<int> g_seq{0};                     // read by the handler
+std::atomic<Cancellation*> g_cancel{nullptr};  // read by the handler
+std::shared_ptr<Cancellation> g_cancel_owner;  // keeps *g_cancel alive
+std::mutex g_stop_mu;                          // guards g_cancel_owner for the stopper
 sem_t g_soft_sem;
 
 void on_soft(int, siginfo_t* info, void*) {
@@ -82,8 +82,8 @@ Slot* claim_slot() {
 
 void init_child_table() {
   if (g_table) return;
-  void* p = mmap(nullptr, sizeof(Slot) * kSlots, PROT_READ | PROT_WRITE,
-                 MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+  void* p = mmap(nullptr, sizeof(Slot) * kSlots, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS,
+                 -1, 0);
   if (p == MAP_FAILED) return;  // no table: soft limits and terminate miss processes
   std::memset(p, 0, sizeof(Slot) * kSlots);
   g_table = static_cast<Slot*>(p);

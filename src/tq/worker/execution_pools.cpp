@@ -1,6 +1,6 @@
 // The four execution pools of the worker (-P threads|processes|async|solo).
-#include <csignal>
 #include <condition_variable>
+#include <csignal>
 #include <future>
 #include <mutex>
 #include <thread>
@@ -43,9 +43,9 @@ class ThreadsPool final : public ExecutionPool {
   std::size_t concurrency() const noexcept override { return threads_.size(); }
   void submit(JobPtr job) override {
     threads_.post([this, job = std::move(job)] {
-      run_supervised(runner_, sup_, job, thread_hooks(threads_), [&](Context& ctx, const Supervised&) {
-        return run_here(ctx, *job->def, job->msg);
-      });
+      run_supervised(
+          runner_, sup_, job, thread_hooks(threads_),
+          [&](Context& ctx, const Supervised&) { return run_here(ctx, *job->def, job->msg); });
     });
   }
   void shutdown() override {

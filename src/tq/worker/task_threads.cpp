@@ -64,8 +64,10 @@ void TaskThreads::shutdown() {
   }
   cv_.notify_all();
   if (stuck)
-    spdlog::warn("waiting for {} task thread(s) whose bodies overran a time limit or were "
-                 "terminated", stuck);
+    spdlog::warn(
+        "waiting for {} task thread(s) whose bodies overran a time limit or were "
+        "terminated",
+        stuck);
   for (auto& t : threads)
     if (t.joinable()) t.join();
 }

@@ -48,10 +48,10 @@ TimeLimits effective_time_limits(const TaskMessage& m, const TaskOptions& task,
   TimeLimits out;
   // Celery: `time_limit or task.time_limit`, each limit on its own (0 and
   // None both fall through), the task's default being the worker's.
-  out.hard = positive(m.time_limit) ? m.time_limit
+  out.hard = positive(m.time_limit)      ? m.time_limit
              : positive(task.time_limit) ? task.time_limit
                                          : positive(worker.hard);
-  out.soft = positive(m.soft_time_limit) ? m.soft_time_limit
+  out.soft = positive(m.soft_time_limit)      ? m.soft_time_limit
              : positive(task.soft_time_limit) ? task.soft_time_limit
                                               : positive(worker.soft);
   try {
@@ -115,8 +115,8 @@ void Supervisor::finished(const SupervisedPtr& s, Outcome out) {
     return;
   }
   const TaskMessage& m = s->job->msg;
-  spdlog::warn("task {}[{}] returned after its result was stored ({}): its {} is discarded",
-               m.task, m.id, s->job->terminated_signal ? "revoked with terminate" : "time limit",
+  spdlog::warn("task {}[{}] returned after its result was stored ({}): its {} is discarded", m.task,
+               m.id, s->job->terminated_signal ? "revoked with terminate" : "time limit",
                out.error ? "error" : "return value");
 }
 
@@ -177,8 +177,9 @@ void Supervisor::loop() {
       });
       lock.unlock();
       for (auto& s : overdue)
-        runner_.finish(*s->job, Outcome{Json(), std::nullopt,
-                                        std::make_exception_ptr(TimeLimitExceeded(*s->limits.hard))});
+        runner_.finish(*s->job,
+                       Outcome{Json(), std::nullopt,
+                               std::make_exception_ptr(TimeLimitExceeded(*s->limits.hard))});
       lock.lock();
       continue;
     }
