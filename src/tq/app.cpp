@@ -3,6 +3,7 @@
 #include "celeriac/tq/detail/result_watcher.hpp"
 #include "celeriac/tq/rate_limit.hpp"
 #include "celeriac/tq/unique.hpp"
+#include "worker/time_limits.hpp"
 
 #include <algorithm>
 #include <condition_variable>
@@ -56,6 +57,8 @@ const TaskDef& App::register_task(TaskDef def) {
   if (!def.run) throw ConfigError("task '" + def.name + "' has no function");
   (void)parse_rate(def.options.rate_limit, "task '" + def.name + "' rate_limit");
   (void)parse_rate(def.options.global_rate_limit, "task '" + def.name + "' global_rate_limit");
+  detail::check_time_limits("task '" + def.name + "'", def.options.soft_time_limit,
+                            def.options.time_limit);
   std::lock_guard lock(mu_);
   if (tasks_.count(def.name)) throw ConfigError("task '" + def.name + "' is already registered");
   auto p = std::make_unique<TaskDef>(std::move(def));
@@ -106,6 +109,7 @@ TaskMessage App::build_message(const std::string& name, Json args, Json kwargs,
   if (o.priority && (*o.priority < 0 || *o.priority > 9))
     throw ConfigError("task '" + name + "': priority " + std::to_string(*o.priority) +
                       " out of range 0-9");
+  detail::check_time_limits("task '" + name + "' call", o.soft_time_limit, o.time_limit);
   TaskMessage m;
   m.queue =
       o.queue.empty() ? router_.route(name, args, kwargs).value_or(config_.default_queue) : o.queue;

@@ -202,6 +202,12 @@ int App::main(int argc, char** argv, const MainOptions& options) {
     worker->add_option("--max-memory-per-child", wopts.max_memory_per_child,
                        "processes pool: replace a child whose resident memory went above this many "
                        "KiB, after its task (default: never)");
+    worker->add_option("--time-limit", wopts.time_limit,
+                       "hard time limit (s) of tasks without one: the result is stored as "
+                       "TimeLimitExceeded past it, in every pool");
+    worker->add_option("--soft-time-limit", wopts.soft_time_limit,
+                       "soft time limit (s) of tasks without one: SoftTimeLimitExceeded at the "
+                       "task's next check_cancelled() (async: its next await)");
     worker->add_option("--max-message-size", wopts.max_message_size,
                        "largest accepted envelope (bytes)");
     worker

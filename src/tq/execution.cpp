@@ -12,6 +12,7 @@
 #include "celeriac/mp/fork_server.hpp"
 #include "celeriac/mp/process_pool.hpp"
 #include "celeriac/tq/app.hpp"
+#include "worker/child_signals.hpp"
 
 namespace celeriac::tq::detail {
 
@@ -150,7 +151,12 @@ std::string run_in_child(std::string envelope, std::string hostname) {
     return outcome_to_wire(o);
   }
   Context ctx(*child_app, *def, m, hostname);
-  return outcome_to_wire(run_here(ctx, *def, m));
+  auto cancel = std::make_shared<Cancellation>();
+  ctx.set_cancellation(cancel);
+  child_task_started(m.id, cancel);
+  std::string wire = outcome_to_wire(run_here(ctx, *def, m));
+  child_task_done();
+  return wire;
 }
 
 // Celery's prefork names for a child that died or overran its time limit.
@@ -183,6 +189,7 @@ std::optional<std::chrono::milliseconds> time_limit_of(const TaskMessage& m) {
 
 void prepare_process_pool(App& app) {
   child_app = &app;
+  init_child_table();  // before the fork server, so its children share it
   mp::init();
 }
 

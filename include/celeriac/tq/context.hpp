@@ -2,11 +2,15 @@
 // `self.request`), and the Retry signal raised by Context::retry().
 #pragma once
 
+#include <atomic>
 #include <exception>
+#include <memory>
 #include <optional>
+#include <stop_token>
 #include <string>
 
 #include "celeriac/error.hpp"
+#include "celeriac/tq/errors.hpp"
 #include "celeriac/tq/message.hpp"
 
 namespace celeriac::tq {
@@ -38,6 +42,32 @@ class Retry : public Error {
   std::optional<int> max_retries_;
   std::exception_ptr exc_;
 };
+
+namespace detail {
+
+/// Why a running task was asked to stop: shared by the task's Context and
+/// the worker's time-limit supervisor (the worker sets it, the task reads it).
+struct Cancellation {
+  /// Not asked to stop.
+  static constexpr int kNone = 0;
+  /// Past its soft time limit.
+  static constexpr int kSoftTimeLimit = 1;
+  /// Revoked with terminate.
+  static constexpr int kRevoked = 2;
+  /// kNone, kSoftTimeLimit or kRevoked (the first reason wins).
+  std::atomic<int> reason{kNone};
+  /// Requested together with `reason`, for code that waits.
+  std::stop_source stop;
+
+  /// Records `why` (unless a reason is already set) and requests stop.
+  void request(int why) noexcept {
+    int none = kNone;
+    reason.compare_exchange_strong(none, why);
+    stop.request_stop();
+  }
+};
+
+}  // namespace detail
 
 /// The running task's request: id, name, retries, eta, headers, ...
 /// Valid only during the task call.
@@ -80,6 +110,39 @@ class Context {
   /// The task definition being run.
   const TaskDef& task() const noexcept { return *def_; }
 
+  /// Whether the worker asked this task to stop: its soft time limit passed
+  /// or it was revoked with terminate. Cheap; poll it in long loops.
+  bool cancelled() const noexcept {
+    return cancel_ &&
+           cancel_->reason.load(std::memory_order_relaxed) != detail::Cancellation::kNone;
+  }
+  /// A cooperation point: throws SoftTimeLimitExceeded after the soft time
+  /// limit, TaskRevokedError("terminated") after a revoke with terminate;
+  /// returns otherwise. C++ cannot throw from a signal handler, so in the
+  /// processes pool too the soft limit reaches the task here (or through
+  /// stop_token()), not at an arbitrary instruction as in Python.
+  void check_cancelled() const {
+    if (!cancel_) return;
+    switch (cancel_->reason.load(std::memory_order_acquire)) {
+      case detail::Cancellation::kSoftTimeLimit:
+        throw SoftTimeLimitExceeded();
+      case detail::Cancellation::kRevoked:
+        throw TaskRevokedError("terminated");
+      default:
+        return;
+    }
+  }
+  /// Stops when cancelled() becomes true: pass it to code that waits
+  /// (std::condition_variable_any::wait, std::stop_callback). A token that
+  /// never stops when the worker set no limit.
+  std::stop_token stop_token() const noexcept {
+    return cancel_ ? cancel_->stop.get_token() : std::stop_token();
+  }
+  /// Used by the worker: shares the state behind cancelled() with the task.
+  void set_cancellation(std::shared_ptr<detail::Cancellation> c) noexcept {
+    cancel_ = std::move(c);
+  }
+
   /// Retries the task: throws Retry, which the worker turns into a republish
   /// (same id, retries + 1, eta = now + countdown) and a RETRY state, or a
   /// FAILURE once max_retries is exceeded (with `exc` if given, else
@@ -97,6 +160,7 @@ class Context {
   const TaskDef* def_;
   const TaskMessage* msg_;
   std::string hostname_;
+  std::shared_ptr<detail::Cancellation> cancel_;
 };
 
 }  // namespace celeriac::tq

@@ -107,6 +107,35 @@ inline TaskError not_registered(const std::string& task_name) {
   return TaskError("NotRegistered", "celery.exceptions", task_name);
 }
 
+/// billiard.exceptions.SoftTimeLimitExceeded (Celery reports this module):
+/// the task ran past its soft time limit. Thrown inside the task by
+/// Context::check_cancelled() (threads, solo, processes) or at the next
+/// co_await (async pool); a task may catch it to clean up. Stored as FAILURE
+/// with Celery's empty argument list when it escapes the task.
+class SoftTimeLimitExceeded : public TaskError {
+ public:
+  SoftTimeLimitExceeded()
+      : TaskError("SoftTimeLimitExceeded", "billiard.exceptions", nlohmann::json::array()) {}
+};
+
+/// billiard.exceptions.TimeLimitExceeded(seconds): the task ran past its hard
+/// time limit; the worker stored this as its FAILURE without waiting for it.
+class TimeLimitExceeded : public TaskError {
+ public:
+  /// The hard limit that was passed, in seconds (Celery's only argument).
+  explicit TimeLimitExceeded(double seconds)
+      : TaskError("TimeLimitExceeded", "billiard.exceptions", nlohmann::json::array({seconds})) {}
+};
+
+/// celery.exceptions.TaskRevokedError: the task was revoked ("revoked",
+/// "expired", "terminated"); stored as REVOKED.
+class TaskRevokedError : public TaskError {
+ public:
+  /// Revoked for `reason`.
+  explicit TaskRevokedError(const std::string& reason)
+      : TaskError("TaskRevokedError", "celery.exceptions", reason, {}, "REVOKED") {}
+};
+
 /// celery.exceptions.TaskRevokedError ("expired" or "revoked"), stored as REVOKED.
 inline TaskError task_revoked(const std::string& reason) {
   return TaskError("TaskRevokedError", "celery.exceptions", reason, {}, "REVOKED");

@@ -51,6 +51,14 @@ struct TaskOptions {
   /// The same, enforced across every worker on the broker (Redis: one
   /// atomic script per start; SQLite: a transaction; memory: this process).
   std::string global_rate_limit;
+  /// Hard time limit in seconds (Celery's time_limit; nullopt: the worker's
+  /// --time-limit): past it the task's result is stored as TimeLimitExceeded
+  /// in every pool (see docs/tq-flow.md). The message's `timelimit`
+  /// header wins over it.
+  std::optional<double> time_limit;
+  /// Soft time limit in seconds (nullopt: the worker's --soft-time-limit):
+  /// past it the task is asked to stop with SoftTimeLimitExceeded.
+  std::optional<double> soft_time_limit;
   /// Unique task (seconds; 0 = off): while a call with the same name and
   /// arguments is waiting or running (at most this long), another call
   /// returns the first's AsyncResult instead of sending (see unique.hpp).

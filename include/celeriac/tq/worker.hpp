@@ -6,6 +6,7 @@
 #include <chrono>
 #include <cstddef>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -46,6 +47,11 @@ struct WorkerOptions {
   std::chrono::milliseconds poll_interval{100};  ///< reserve() timeout per round
   /// -E: publish task-* events (the broker URL's `?events=1` is an alias).
   bool task_events = false;
+  /// --time-limit: hard time limit (s) of tasks that set none (message
+  /// header first, then TaskOptions::time_limit, then this); every pool.
+  std::optional<double> time_limit;
+  /// --soft-time-limit: the soft limit (s), with the same precedence.
+  std::optional<double> soft_time_limit;
 };
 
 /// Counters, for stats/tests.
@@ -95,7 +101,12 @@ class Worker final : public WorkerControl {
   Json stats() const override;
   Json active() const override;
   Json reserved() const override;
+  /// Revokes `task_id`; with `terminate` a running one is stopped with
+  /// SIGTERM (processes pool) or cancelled (other pools) and stored REVOKED.
   void revoke(const std::string& task_id, bool terminate) override;
+  /// As revoke(), with the signal a terminated child gets (processes pool;
+  /// the other pools cancel cooperatively whatever the signal).
+  void revoke(const std::string& task_id, bool terminate, int signal);
   void shutdown() override;
   Json rate_limit(const std::string& task_name, const std::string& rate) override;
 

@@ -46,6 +46,16 @@ bool is_worker_lost(const std::exception_ptr& e) {
   }
 }
 
+bool is_revoked(const std::exception_ptr& e) {
+  try {
+    std::rethrow_exception(e);
+  } catch (const TaskError& te) {
+    return te.state() == "REVOKED";
+  } catch (...) {
+    return false;
+  }
+}
+
 // The republished message of a retry: same id, retries + 1, eta = now + countdown.
 TaskMessage retry_message(const TaskMessage& m, double countdown) {
   TaskMessage next = m;
@@ -219,18 +229,22 @@ void JobLifecycle::dead_letter(const Delivery& d, const std::string& reason,
 }
 
 void JobLifecycle::revoke(Job& j, const std::string& why) {
+  const bool terminated = why == "terminated";
   release_unique(broker_, j.msg);
-  ack(j);
+  if (!terminated || acks_late(j)) ack(j);  // a started task was acked already unless late
   if (should_store(j.msg, j.def)) writer_.write(error_meta(j.msg, task_revoked(why), ""));
   if (j.msg.has_canvas())
     canvas::on_ready(app_, j.msg, State::Revoked, Json(task_revoked(why).to_json()));
+  const int signum = j.terminated_signal.load();
   spdlog::info("task {}[{}] {}", j.msg.task, j.msg.id,
-               why == "expired" ? "expired: revoked" : "revoked");
+               why == "expired"  ? "expired: revoked"
+               : terminated ? "terminated (signal " + std::to_string(signum) + "): revoked"
+                                 : "revoked");
   if (has_services())
     emit(Json{{"type", "task-revoked"},
               {"uuid", j.msg.id},
-              {"terminated", false},
-              {"signum", nullptr},
+              {"terminated", terminated},
+              {"signum", terminated ? Json(signum) : Json()},
               {"expired", why == "expired"}});
   count(&WorkerCounters::revoked);
 }
@@ -316,6 +330,8 @@ void JobLifecycle::finish(Job& j, Outcome out) {
       std::chrono::duration<double>(std::chrono::steady_clock::now() - j.started).count();
   if (out.error && acks_late(j) && settings_.reject_on_worker_lost && is_worker_lost(out.error)) {
     requeue_lost(j);
+  } else if (out.error && j.terminated_signal.load() != 0 && is_revoked(out.error)) {
+    revoke(j, "terminated");  // revoke --terminate: stored REVOKED at once
   } else if (out.retry) {
     retry(j, *out.retry, store_results);
   } else if (out.error) {

@@ -5,6 +5,8 @@
 
 #include <unistd.h>
 
+#include <csignal>
+
 #include <algorithm>
 #include <array>
 #include <condition_variable>
@@ -17,6 +19,7 @@
 #include "../flow/rate_limiter.hpp"
 #include "consumer.hpp"
 #include "lifecycle.hpp"
+#include "time_limits.hpp"
 
 namespace celeriac::tq {
 
@@ -43,6 +46,7 @@ void check_options(const WorkerOptions& o) {
   if (o.prefetch_multiplier < 1)
     throw ConfigError("prefetch multiplier must be >= 1, got " +
                       std::to_string(o.prefetch_multiplier));
+  detail::check_time_limits("worker", o.soft_time_limit, o.time_limit);
   if (o.visibility_timeout.count() < 0)
     throw ConfigError("visibility timeout must be >= 1 s, got " +
                       std::to_string(o.visibility_timeout.count()));
@@ -128,6 +132,8 @@ void Worker::start() {
                                            : detail::default_concurrency(s.opt.pool);
   ps.max_tasks_per_child = s.opt.max_tasks_per_child;
   ps.max_memory_per_child = s.opt.max_memory_per_child;
+  ps.time_limit = s.opt.time_limit;
+  ps.soft_time_limit = s.opt.soft_time_limit;
   // The fork server starts before this worker has any thread of its own.
   if (s.opt.pool == "processes") detail::prepare_process_pool(s.app);
   s.prefetch_limit = ps.concurrency * static_cast<std::size_t>(s.opt.prefetch_multiplier);
@@ -292,9 +298,15 @@ Json Worker::reserved() const {
 }
 
 void Worker::revoke(const std::string& task_id, bool terminate) {
-  (void)terminate;
-  std::lock_guard lock(impl_->books.mu);
-  impl_->books.revoked.insert(task_id);
+  revoke(task_id, terminate, SIGTERM);  // Celery's default signal
+}
+
+void Worker::revoke(const std::string& task_id, bool terminate, int signal) {
+  {
+    std::lock_guard lock(impl_->books.mu);
+    impl_->books.revoked.insert(task_id);
+  }
+  if (terminate && impl_->pool) impl_->pool->terminate(task_id, signal);  // not under books.mu
 }
 
 void Worker::shutdown() {

@@ -7,9 +7,11 @@
 #pragma once
 
 #include <array>
+#include <atomic>
 #include <chrono>
 #include <cstddef>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 
@@ -27,6 +29,7 @@ struct Job {
   const TaskDef* def = nullptr;                     ///< the registered task (null until admitted)
   std::chrono::steady_clock::time_point started{};  ///< when the body began
   bool rate_slot_taken = false;                     ///< its rate-limit start slot is reserved
+  std::atomic<int> terminated_signal{0};            ///< revoked with terminate: the signal
 };
 using JobPtr = std::shared_ptr<Job>;
 
@@ -61,6 +64,15 @@ class ExecutionPool {
   /// Waits until every submitted job has finished, then releases the pool's
   /// threads, loop or children. Called once.
   virtual void shutdown() = 0;
+  /// Revoke with terminate: stops the running body of `task_id` (processes:
+  /// `signal` to its child; async: cancellation; threads/solo: the
+  /// cooperative flag) and stores it REVOKED at once. False when it does
+  /// not run here.
+  virtual bool terminate(const std::string& task_id, int signal) {
+    (void)task_id;
+    (void)signal;
+    return false;
+  }
 };
 
 /// The pool names -P accepts.
@@ -73,6 +85,8 @@ struct PoolSettings {
   std::size_t max_tasks_per_child = 0;  ///< processes: replace a child after this many (0: never)
   std::size_t max_memory_per_child =
       0;  ///< processes: replace a child whose peak RSS passed this (KiB)
+  std::optional<double> time_limit;       ///< the worker's --time-limit (s)
+  std::optional<double> soft_time_limit;  ///< the worker's --soft-time-limit (s)
 };
 
 /// Makes the pool named `kind` (one of kPoolNames; ConfigError otherwise).
