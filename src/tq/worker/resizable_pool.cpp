@@ -97,7 +97,7 @@ class GatedPool final : public ResizablePool {
     drain();
   }
   void shrink(std::size_t n) override {
-    std::vector<std::unique_ptr<Lane>> idle;
+    std::vector<std::shared_ptr<Lane>> idle;
     {
       std::lock_guard lock(mu_);
       limit_ = limit_ > n ? limit_ - n : 1;
@@ -115,6 +115,17 @@ class GatedPool final : public ResizablePool {
     for (auto& l : idle) l->pool->shutdown();
   }
 
+  bool terminate(const std::string& task_id, int signal) override {
+    std::vector<std::shared_ptr<Lane>> lanes;
+    {
+      std::lock_guard lock(mu_);
+      lanes = lanes_;
+    }
+    for (auto& l : lanes)
+      if (l && l->pool->terminate(task_id, signal)) return true;
+    return false;
+  }
+
   // A job of lane `i` left its slot.
   void done(std::size_t i) {
     {
@@ -126,8 +137,8 @@ class GatedPool final : public ResizablePool {
   }
 
  private:
-  std::unique_ptr<Lane> make_lane(std::size_t n, std::size_t index) {
-    auto lane = std::make_unique<Lane>();
+  std::shared_ptr<Lane> make_lane(std::size_t n, std::size_t index) {
+    auto lane = std::make_shared<Lane>();
     lane->runner = std::make_unique<SlotRunner>(runner_, *this, index);
     PoolSettings s = settings_;
     s.concurrency = n;
@@ -168,7 +179,7 @@ class GatedPool final : public ResizablePool {
   JobRunner& runner_;
   PoolSettings settings_;
   mutable std::mutex mu_;
-  std::vector<std::unique_ptr<Lane>> lanes_;  // [0] is the pool the worker started with
+  std::vector<std::shared_ptr<Lane>> lanes_;  // [0] is the pool the worker started with
   std::deque<JobPtr> pending_;                // submitted while every slot was taken
   std::size_t limit_;
   std::size_t running_ = 0;
@@ -194,6 +205,9 @@ class FixedPool final : public ResizablePool {
   std::size_t concurrency() const noexcept override { return pool_->concurrency(); }
   void submit(JobPtr job) override { pool_->submit(std::move(job)); }
   void shutdown() override { pool_->shutdown(); }
+  bool terminate(const std::string& task_id, int signal) override {
+    return pool_->terminate(task_id, signal);
+  }
   void grow(std::size_t) override { refuse("grow"); }
   void shrink(std::size_t) override { refuse("shrink"); }
 

@@ -61,6 +61,15 @@ class ExecutionPool {
   /// Waits until every submitted job has finished, then releases the pool's
   /// threads, loop or children. Called once.
   virtual void shutdown() = 0;
+  /// Revoke with terminate: stops the running body of `task_id` (processes:
+  /// `signal` to its child; async: cancellation; threads/solo: the
+  /// cooperative flag) and stores it REVOKED at once. False when it does
+  /// not run here.
+  virtual bool terminate(const std::string& task_id, int signal) {
+    (void)task_id;
+    (void)signal;
+    return false;
+  }
 };
 
 /// The pool names -P accepts.
