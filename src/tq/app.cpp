@@ -1,5 +1,6 @@
 #include "celeriac/tq/app.hpp"
 
+#include "celeriac/tq/detail/event_sender.hpp"
 #include "celeriac/tq/detail/result_watcher.hpp"
 #include "celeriac/tq/rate_limit.hpp"
 #include "celeriac/tq/unique.hpp"
@@ -171,6 +172,7 @@ std::string App::publish_envelope(const TaskMessage& m, const CallOptions& o) {
   for (;;) {
     try {
       broker().publish(m.queue, m.priority, envelope);
+      if (config_.task_send_sent_event) detail::send_task_sent(config_.broker_url, m, envelope);
       return m.id;
     } catch (const BrokerError& e) {
       if (!o.retry || attempts >= o.retry_policy.max_retries) throw;
@@ -195,6 +197,9 @@ void App::publish_many(const std::vector<TaskMessage>& messages) {
     for (const auto& m : messages) ids.push_back(m.id);
     throw PublishError(e.what(), std::move(ids));
   }
+  if (config_.task_send_sent_event)
+    for (std::size_t i = 0; i < messages.size(); ++i)
+      detail::send_task_sent(config_.broker_url, messages[i], out[i].envelope);
 }
 
 std::vector<AsyncResult<Json>> App::send_many(const std::string& name,

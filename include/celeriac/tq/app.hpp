@@ -27,6 +27,8 @@ struct AppConfig {
   /// Queue of calls without one ("celery", Celery's task_default_queue).
   std::string default_queue{kDefaultQueue};
   bool result_extended = false;  ///< store name/args/kwargs/worker/retries/queue
+  /// Publish a task-sent event for every task sent (Celery's task_send_sent_event).
+  bool task_send_sent_event = false;
 };
 
 /// A typed handle to a registered task: delay(), apply_async().

@@ -109,6 +109,12 @@ class Worker final : public WorkerControl {
   void revoke(const std::string& task_id, bool terminate, int signal);
   void shutdown() override;
   Json rate_limit(const std::string& task_name, const std::string& rate) override;
+  Json conf() const override;
+  Json scheduled() const override;
+  Json revoked() const override;
+  /// pool_grow, pool_shrink (threads and processes pools), add_consumer,
+  /// cancel_consumer, live.
+  std::optional<Json> control(const std::string& method, const Json& arguments) override;
 
   struct Impl;
 

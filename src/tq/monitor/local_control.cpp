@@ -9,6 +9,7 @@
 
 #include "celeriac/tq/control.hpp"
 #include "celeriac/tq/detail/control_dispatch.hpp"
+#include "celeriac/tq/detail/event_sender.hpp"
 #include "celeriac/tq/detail/transports.hpp"
 #include "celeriac/tq/errors.hpp"
 #include "celeriac/tq/message.hpp"
@@ -185,10 +186,28 @@ class LocalControlClient final : public ControlClient {
   std::unique_ptr<LocalBus> bus_;
 };
 
+// task-sent events from clients, on the same bus as the workers' events.
+class LocalEventSender final : public detail::EventSender {
+ public:
+  explicit LocalEventSender(const Url& url) : bus_(open_local_bus(url)) {}
+  void send(const OrderedJson& event, std::string_view) override {
+    std::lock_guard lock(mu_);
+    bus_->append(kEventChannel, {dumps(event)});
+  }
+
+ private:
+  std::mutex mu_;
+  std::unique_ptr<LocalBus> bus_;
+};
+
 }  // namespace
 
 void register_transports() {
   for (const char* scheme : {"memory", "sqlite"}) {
+    detail::register_event_sender(scheme,
+                                  [](const Url& url) -> std::unique_ptr<detail::EventSender> {
+                                    return std::make_unique<LocalEventSender>(url);
+                                  });
     register_control_scheme(scheme, [](const Url& url) -> std::unique_ptr<ControlClient> {
       return std::make_unique<LocalControlClient>(url);
     });

@@ -110,8 +110,19 @@ Json control_arguments(const std::string& method, const std::vector<std::string>
     need(1, "QUEUE");
     return {{"queue", a[0]}};
   }
-  if (method == "pool_grow" || method == "pool_shrink")
-    return {{"n", a.empty() ? 1 : std::stoi(a[0])}};
+  if (method == "pool_grow" || method == "pool_shrink") {
+    if (a.empty()) return {{"n", 1}};
+    std::size_t used = 0;
+    int n = -1;
+    try {
+      n = std::stoi(a[0], &used);
+    } catch (const std::exception&) {
+      used = 0;
+    }
+    if (used != a[0].size() || n < 0)
+      throw ConfigError("control " + method + " needs N, a whole number >= 0, got '" + a[0] + "'");
+    return {{"n", n}};
+  }
   if (method == "revoke" || method == "terminate") {
     need(1, "TASK_ID...");
     return {{"task_id", a}, {"terminate", method == "terminate"}};

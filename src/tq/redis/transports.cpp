@@ -10,7 +10,10 @@
 
 namespace celeriac::tq::redis {
 
+void register_event_senders();  // event_sender.cpp (task-sent)
+
 void register_transports() {
+  register_event_senders();
   // rediss:// is the same transport over TLS (to_redis_url reads the ssl_* options).
   for (const char* scheme : {"redis", "rediss"}) {
     register_broker_scheme(scheme, [](const tq::Url& url) -> std::unique_ptr<tq::Broker> {

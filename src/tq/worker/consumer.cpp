@@ -43,6 +43,7 @@ void Consumer::stop() {
     stopping_ = true;
   }
   cv_.notify_all();
+  round_cv_.notify_all();
 }
 
 void Consumer::join() {
@@ -64,17 +65,70 @@ std::vector<JobPtr> Consumer::held() const {
   return out;
 }
 
+std::vector<std::pair<TimePoint, JobPtr>> Consumer::held_until() const {
+  std::lock_guard lock(mu_);
+  return {eta_held_.begin(), eta_held_.end()};
+}
+
+std::vector<std::string> Consumer::queues() const {
+  std::lock_guard lock(mu_);
+  return settings_.queues;
+}
+
+bool Consumer::add_queue(const std::string& queue) {
+  std::lock_guard lock(mu_);
+  auto& q = settings_.queues;
+  if (std::find(q.begin(), q.end(), queue) != q.end()) return false;
+  q.push_back(queue);
+  ++queues_version_;
+  return true;
+}
+
+bool Consumer::cancel_queue(const std::string& queue) {
+  std::unique_lock lock(mu_);
+  auto& q = settings_.queues;
+  auto it = std::find(q.begin(), q.end(), queue);
+  if (it == q.end()) return false;
+  q.erase(it);
+  const auto version = ++queues_version_;
+  cv_.notify_all();
+  // A reserve() already under way may still take from the queue: wait for
+  // the next round (bounded: a round lasts at most the poll interval).
+  if (loop_thread_ != std::thread::id{} && loop_thread_ != std::this_thread::get_id())
+    round_cv_.wait_for(lock, settings_.poll_interval * 4 + std::chrono::seconds(10),
+                       [&] { return stopping_ || round_version_ >= version; });
+  return true;
+}
+
+void Consumer::set_window(std::size_t window) {
+  {
+    std::lock_guard lock(mu_);
+    settings_.window = std::max<std::size_t>(1, window);
+  }
+  cv_.notify_all();
+}
+
 void Consumer::loop() {
   sync::set_current_thread_name("celeriac-consume");
+  {
+    std::lock_guard lock(mu_);
+    loop_thread_ = std::this_thread::get_id();
+  }
   auto backoff = milliseconds(100);
   for (;;) {
     dispatch_due();
     maintain();
     std::size_t capacity = 0;
     auto timeout = settings_.poll_interval;
+    std::vector<std::string> queues;
     {
       std::unique_lock lock(mu_);
       if (stopping_) break;
+      queues = settings_.queues;
+      if (round_version_ != queues_version_) {
+        round_version_ = queues_version_;
+        round_cv_.notify_all();
+      }
       if (!eta_held_.empty())
         timeout = std::min(timeout, std::chrono::duration_cast<milliseconds>(
                                         eta_held_.begin()->first - Clock::now()) +
@@ -84,7 +138,12 @@ void Consumer::loop() {
     if (!wait_for_room(timeout)) continue;
     std::vector<Delivery> got;
     try {
-      got = broker_.reserve(settings_.queues, capacity, std::max(timeout, milliseconds(0)));
+      if (queues.empty()) {  // every queue cancelled: wait for add_consumer or stop
+        std::unique_lock lock(mu_);
+        cv_.wait_for(lock, timeout, [&] { return stopping_; });
+        continue;
+      }
+      got = broker_.reserve(queues, capacity, std::max(timeout, milliseconds(0)));
       backoff = milliseconds(100);
     } catch (const std::exception& e) {
       spdlog::error("broker {}: {}; retrying in {} ms", broker_.url(), e.what(), backoff.count());
@@ -103,8 +162,10 @@ void Consumer::loop() {
 // broker round trip per freed slot costs more than a small task. False when
 // there is no room yet (after waiting up to `timeout` for it).
 bool Consumer::wait_for_room(milliseconds timeout) {
-  const std::size_t batch_min = std::max<std::size_t>(1, settings_.window / 4);
-  auto room = [&] { return in_flight_ == 0 || in_flight_ + batch_min <= settings_.window; };
+  auto room = [&] {
+    const std::size_t batch_min = std::max<std::size_t>(1, settings_.window / 4);
+    return in_flight_ == 0 || in_flight_ + batch_min <= settings_.window;
+  };
   {
     std::lock_guard lock(mu_);
     if (room()) return true;

@@ -54,6 +54,18 @@ class Consumer {
   void hold_until(JobPtr job, TimePoint when, bool keep_window = false);
   /// The ETA-held jobs (for remote control's `reserved`).
   std::vector<JobPtr> held() const;
+  /// The held jobs with the time each is due (remote control's `scheduled`).
+  std::vector<std::pair<TimePoint, JobPtr>> held_until() const;
+  /// The queues consumed now.
+  std::vector<std::string> queues() const;
+  /// Starts consuming `queue` too (`control add_consumer`); false if it already was.
+  bool add_queue(const std::string& queue);
+  /// Stops consuming `queue` (`control cancel_consumer`); false if it was not
+  /// consumed. Returns once no reserve() that still names it is running, so
+  /// nothing sent to it afterwards is taken.
+  bool cancel_queue(const std::string& queue);
+  /// Changes the prefetch window (after the pool grew or shrank).
+  void set_window(std::size_t window);
 
  private:
   void loop();
@@ -74,6 +86,10 @@ class Consumer {
   std::unordered_set<const Job*> window_held_;  // held jobs that keep their window slot
   std::size_t in_flight_ = 0;                   // dispatched and not released
   bool stopping_ = false;
+  std::uint64_t queues_version_ = 0;  // bumped by add_queue/cancel_queue
+  std::uint64_t round_version_ = 0;   // the version the current reserve() round uses
+  std::condition_variable round_cv_;  // a new round began
+  std::thread::id loop_thread_{};     // set (under mu_) once the loop runs
   std::chrono::steady_clock::time_point next_maintenance_{};
   std::thread thread_;
 };

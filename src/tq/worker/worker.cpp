@@ -14,12 +14,14 @@
 
 #include <spdlog/spdlog.h>
 
+#include "../flow/rate_limiter.hpp"
 #include "celeriac/tq/detail/execution_pool.hpp"
 #include "celeriac/tq/rate_limit.hpp"
-#include "../flow/rate_limiter.hpp"
 #include "consumer.hpp"
 #include "lifecycle.hpp"
 #include "time_limits.hpp"
+#include "resizable_pool.hpp"
+#include "worker_control.hpp"
 
 namespace celeriac::tq {
 
@@ -59,9 +61,9 @@ struct Worker::Impl {
   WorkerOptions opt;
   std::string hostname;
   std::vector<std::string> queues;
-  std::size_t prefetch_limit = 0;
+  std::atomic<std::size_t> prefetch_limit{0};  // changes with pool_grow/pool_shrink
   std::unique_ptr<Broker> broker;
-  std::unique_ptr<detail::ExecutionPool> pool;
+  std::unique_ptr<detail::ResizablePool> pool;
   std::unique_ptr<detail::JobLifecycle> lifecycle;
   std::unique_ptr<detail::Consumer> consumer;
   detail::WorkerBooks books;
@@ -143,7 +145,7 @@ void Worker::start() {
       s.app, *s.broker, s.books,
       detail::LifecycleSettings{s.hostname, s.opt.acks_late, s.opt.reject_on_worker_lost,
                                 s.opt.max_message_size});
-  s.pool = detail::make_execution_pool(s.opt.pool, *s.lifecycle, ps);
+  s.pool = detail::make_resizable_pool(s.opt.pool, *s.lifecycle, ps);
   detail::ConsumerSettings cs;
   cs.queues = s.queues;
   cs.window = s.prefetch_limit;
@@ -232,7 +234,7 @@ std::string Worker::hostname() const {
   return impl_->hostname;
 }
 std::vector<std::string> Worker::queues() const {
-  return impl_->queues;
+  return impl_->consumer ? impl_->consumer->queues() : impl_->queues;
 }
 std::vector<std::string> Worker::registered() const {
   return impl_->app.task_names();
@@ -250,7 +252,7 @@ Json Worker::stats() const {
               {"pool",
                {{"implementation", s.pool ? std::string(s.pool->name()) : s.opt.pool},
                 {"max-concurrency", s.pool ? s.pool->concurrency() : 0}}},
-              {"prefetch_count", s.prefetch_limit},
+              {"prefetch_count", s.prefetch_limit.load()},
               {"broker", {{"url", s.broker ? s.broker->url() : ""}}},
               {"total", total},
               {"counters",
@@ -329,6 +331,30 @@ Json Worker::rate_limit(const std::string& task_name, const std::string& rate) {
   }
   spdlog::info("new rate limit for tasks of type {}: {}", task_name, rate);
   return Json{{"ok", "new rate limit set successfully"}};
+}
+
+Json Worker::conf() const {
+  const Impl& s = *impl_;
+  return detail::worker_conf(s.app, s.opt, s.pool ? s.pool->concurrency() : 0);
+}
+
+Json Worker::scheduled() const {
+  const Impl& s = *impl_;
+  if (!s.consumer) return Json::array();
+  return detail::scheduled_requests(s.consumer->held_until(), *s.lifecycle);
+}
+
+Json Worker::revoked() const {
+  std::lock_guard lock(impl_->books.mu);
+  return detail::revoked_ids(impl_->books.revoked);
+}
+
+std::optional<Json> Worker::control(const std::string& method, const Json& arguments) {
+  Impl& s = *impl_;
+  if (!s.pool || !s.consumer) return std::nullopt;
+  detail::LiveWorker live{*s.pool, *s.consumer, s.opt.prefetch_multiplier,
+                          [&s](std::size_t n) { s.prefetch_limit = n; }};
+  return detail::live_control(live, method, arguments);
 }
 
 }  // namespace celeriac::tq
