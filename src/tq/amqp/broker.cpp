@@ -250,10 +250,11 @@ struct AmqpBroker::Impl {
       confirmer_cv.wait(lock, [&] { return confirmer_stop || window.size() > 0; });
       if (confirmer_stop) break;
       confirmer_cv.wait_for(lock, 2ms, [&] { return confirmer_stop; });
-      if (confirmer_stop || window.size() == 0) continue;
+      if (confirmer_stop || closed || window.size() == 0) continue;  // close() confirms
       try {
         with_publisher_locked([&] { settle(0); });
       } catch (const std::exception& e) {
+        if (closed) continue;
         spdlog::error("{}", e.what());
         pub_failures += (pub_failures.empty() ? "" : "; ") + std::string(e.what());
       }
