@@ -135,7 +135,7 @@ struct AmqpBroker::Impl {
         return op();
       } catch (const BrokerError& e) {
         if (pub.is_open()) throw;
-        if (attempt >= 3) give_up(e);
+        if (attempt >= 3 || pub.refused()) give_up(e);  // a refusal is final
         spdlog::warn("{}; reconnecting in {} ms", e.what(), backoff.count());
         std::this_thread::sleep_for(backoff);
         backoff *= 2;

@@ -51,11 +51,19 @@ void Connection::fail(const std::string& why) {
 
 void Connection::open() {
   if (state_) return;
+  refused_ = false;
   state_ = amqp_new_connection();
   if (!state_) throw BrokerError("AMQP broker " + ep_.redacted + ": out of memory");
-  if (std::string why = open_socket(state_, ep_); !why.empty()) fail(why);
+  if (std::string why = open_socket(state_, ep_); !why.empty()) {
+    refused_ = why.find("certificate verify failed") != std::string::npos;  // socket.cpp's words
+    fail(why);
+  }
   amqp_rpc_reply_t r = amqp_login(state_, ep_.vhost.c_str(), 0, 131072, ep_.heartbeat,
                                   AMQP_SASL_METHOD_PLAIN, ep_.user.c_str(), ep_.password.c_str());
+  refused_ =
+      r.reply_type == AMQP_RESPONSE_SERVER_EXCEPTION &&
+      r.reply.id == AMQP_CONNECTION_CLOSE_METHOD &&
+      static_cast<amqp_connection_close_t*>(r.reply.decoded)->reply_code == AMQP_ACCESS_REFUSED;
   check_reply(r, "login as '" + ep_.user + "' to vhost '" + ep_.vhost + "'");
   amqp_channel_open(state_, 1);
   check_reply(amqp_get_rpc_reply(state_), "channel.open");

@@ -105,6 +105,10 @@ class Connection {
   void close() noexcept;
   /// True while the connection is believed healthy.
   bool is_open() const noexcept { return state_ != nullptr; }
+  /// True when the last open() failed because the broker refused us (its
+  /// certificate failed verification, or the login was refused): retrying
+  /// cannot help.
+  bool refused() const noexcept { return refused_; }
   /// Increments at every successful open(): delivery tags of an older
   /// generation belong to a dead connection.
   std::uint64_t generation() const noexcept { return generation_; }
@@ -173,6 +177,7 @@ class Connection {
   Endpoint ep_;
   amqp_connection_state_t state_ = nullptr;
   std::uint64_t generation_ = 0;
+  bool refused_ = false;
   bool confirms_ = false;
   std::uint64_t next_seq_ = 1;
   std::uint64_t channel_epoch_ = 0;
