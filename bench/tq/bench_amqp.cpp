@@ -16,7 +16,9 @@
 // A Celery drain ends when the queue has no ready message: the few messages
 // its worker prefetched (4 per process) are not waited for.
 //
-// usage: bench_amqp [--quick] [--no-celery]
+// usage: bench_amqp [--quick] [--no-celery] [--publish-window N]
+// (--publish-window 0: each send_task waits for its own publisher confirm,
+// as before batched confirms; default: the broker's 256)
 #include <algorithm>
 #include <cstdio>
 #include <cstdlib>
@@ -239,13 +241,16 @@ void row(const char* what, double ours, const std::vector<double>& theirs, bool 
 
 int main(int argc, char** argv) {
   bool quick = false, celery = true;
+  std::string window;  // "" = the broker's default
   for (int i = 1; i < argc; ++i) {
     if (!std::strcmp(argv[i], "--quick"))
       quick = true;
     else if (!std::strcmp(argv[i], "--no-celery"))
       celery = false;
+    else if (!std::strcmp(argv[i], "--publish-window") && i + 1 < argc)
+      window = argv[++i];
     else {
-      std::cerr << "usage: bench_amqp [--quick] [--no-celery]\n";
+      std::cerr << "usage: bench_amqp [--quick] [--no-celery] [--publish-window N]\n";
       return 2;
     }
   }
@@ -257,8 +262,9 @@ int main(int argc, char** argv) {
   test::RabbitMqServer rabbit(&certs);
   test::RedisServer redis;
   ::setenv("CELERIAC_TEST_RESULT_BACKEND", redis.url().c_str(), 1);
-  std::string plain = rabbit.url();
-  std::string tls = rabbit.tls_url("?ssl_ca_certs=" + certs.ca().string());
+  std::string plain = rabbit.url(window.empty() ? "" : "?publish_window=" + window);
+  std::string tls = rabbit.tls_url("?ssl_ca_certs=" + certs.ca().string() +
+                                   (window.empty() ? "" : "&publish_window=" + window));
 
   Figures ours = celeriac_side(plain, redis.url(), s, "celeriac amqp://");
   Figures ours_tls = celeriac_side(tls, redis.url(), s, "celeriac amqps://");
@@ -292,6 +298,10 @@ int main(int argc, char** argv) {
               ours.drain, pct(ours_tls.drain, ours.drain));
   std::printf("  drain with results   %8.0f vs %8.0f tasks/s  (%+.0f %%)\n", ours_tls.drain_results,
               ours.drain_results, pct(ours_tls.drain_results, ours.drain_results));
+  std::printf("  e2e ignore_result    %8.0f vs %8.0f tasks/s  (%+.0f %%)\n", ours_tls.e2e, ours.e2e,
+              pct(ours_tls.e2e, ours.e2e));
+  std::printf("  e2e with results     %8.0f vs %8.0f tasks/s  (%+.0f %%)\n", ours_tls.e2e_results,
+              ours.e2e_results, pct(ours_tls.e2e_results, ours.e2e_results));
   std::printf("  delay().get() p50    %8.3f vs %8.3f ms       (%+.0f %%)\n", ours_tls.p50, ours.p50,
               pct(ours_tls.p50, ours.p50));
   std::printf("  delay().get() p99    %8.3f vs %8.3f ms       (%+.0f %%)\n", ours_tls.p99, ours.p99,

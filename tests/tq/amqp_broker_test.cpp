@@ -229,7 +229,7 @@ TEST(AmqpBroker, RefusedPublishIsReportedNamingTheQueue) {
       rabbit().ctl({"set_policy", cat("full-", q), cat("^", q, "$"),
                     R"({"max-length":1,"overflow":"reject-publish"})", "--apply-to", "queues"});
   ASSERT_EQ(policy.exit_code, 0) << policy.output;
-  auto b = broker();
+  auto b = broker("?publish_window=0");  // each publish waits for its confirm
   b.publish(q, 0, task("fits", q));
   try {
     b.publish(q, 0, task("refused", q));

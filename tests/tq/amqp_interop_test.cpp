@@ -12,9 +12,9 @@
 #include <thread>
 
 #include "amqp_env.hpp"
+#include "celeriac/redis/connection.hpp"
 #include "celeriac/tq/amqp/broker.hpp"
 #include "celeriac/tq/app.hpp"
-#include "celeriac/redis/connection.hpp"
 #include "celeriac/tq/worker.hpp"
 #include "support/celery_process.hpp"
 #include "support/redis_server.hpp"
@@ -332,6 +332,33 @@ TEST(CeleryAmqpInterop, RpcBackendCppClientPythonWorker) {
   } catch (const tq::TaskError& e) {
     EXPECT_EQ(e.exc_type(), "ValueError");
   }
+}
+
+// amqps:// on both sides: Celery's pyamqp with broker_use_ssl (the test CA,
+// CERT_REQUIRED) sends to the private node's TLS listener; the C++ worker
+// consumes over its own TLS connection; results in Redis.
+TEST(CeleryAmqpInterop, PythonClientOverAmqpsCallsCppWorker) {
+  Fixture f;
+  std::string ca = celeriac::tq::test::rabbit_certs().ca().string();
+  ::setenv("CELERIAC_TEST_BROKER_CA", ca.c_str(), 1);
+  Journal journal;
+  tq::App app(rabbit().tls_url("?ssl_ca_certs=" + ca + "&max_priority=10"), f.results.url());
+  register_cpp_tasks(app, journal, f.results.url());
+  tq::Worker worker(app, cpp_options());
+  worker.start();
+  auto out = run_python_client(
+      rabbit().tls_url(),
+      {PyCall{"tasks.add", {2, 3}}, PyCall{"tasks.echo", {Json{{"k", "v\u00e9"}}}},
+       PyCall{"tasks.fail", {"over tls"}}, PyCall{"tasks.whoami"}});
+  ::unsetenv("CELERIAC_TEST_BROKER_CA");
+  ASSERT_EQ(out.size(), 4u) << out.dump();
+  EXPECT_EQ(outcome(out, 0)["result"], 5) << out.dump();
+  EXPECT_EQ(outcome(out, 1)["result"], (Json{{"k", "v\u00e9"}})) << out.dump();
+  EXPECT_EQ(outcome(out, 2)["exc_type"], "ValueError") << out.dump();
+  EXPECT_EQ(outcome(out, 3)["result"], "cpp") << out.dump();
+  worker.stop();
+  EXPECT_TRUE(worker.wait(20s));
+  EXPECT_EQ(worker.counters().succeeded, 3u);
 }
 
 // Python's app.control with pattern + matcher='pcre' (kombu: re.match, anchored

@@ -148,3 +148,40 @@ TEST(AmqpTls, WorkerAndRpcResultsOverAmqps) {
   worker.stop();
   EXPECT_TRUE(worker.wait(30s));
 }
+
+// Nodes of their own, serving a certificate the client must refuse.
+TEST(AmqpTls, WrongHostNameIsRefusedNamingTheHost) {
+  const auto& certs = rabbit_certs();
+  celeriac::tq::test::RabbitMqServer node(&certs, &certs.wrong_host());
+  std::string e = connect_error(secret_url(node.tls_port(), with_ca(certs.ca())));
+  EXPECT_NE(e.find("certificate verify failed"), std::string::npos) << e;
+  EXPECT_NE(e.find("not valid for '127.0.0.1'"), std::string::npos) << e;
+  EXPECT_NE(e.find("ssl_check_hostname"), std::string::npos) << e;
+  EXPECT_EQ(e.find("Sup3r-S3cret-Pw"), std::string::npos) << e;
+  // The same through a broker, and by name (the certificate names neither).
+  amqp::AmqpBroker b(tq::Url::parse("amqps://celeriac:Sup3r-S3cret-Pw@localhost:" +
+                                    std::to_string(node.tls_port()) + "//" + with_ca(certs.ca())));
+  try {
+    b.queue_length("never");
+    ADD_FAILURE() << "a certificate for another host was accepted";
+  } catch (const tq::BrokerError& err) {
+    std::string what = err.what();
+    EXPECT_NE(what.find("not valid for 'localhost'"), std::string::npos) << what;
+    EXPECT_EQ(what.find("Sup3r-S3cret-Pw"), std::string::npos) << what;
+  }
+  // ssl_check_hostname=false: the chain is still verified, the name is not.
+  EXPECT_EQ(connect_error(node.tls_url(with_ca(certs.ca()) + "&ssl_check_hostname=false")), "");
+}
+
+TEST(AmqpTls, ExpiredCertificateIsRefusedSayingSo) {
+  const auto& certs = rabbit_certs();
+  celeriac::tq::test::RabbitMqServer node(&certs, &certs.expired());
+  std::string e = connect_error(secret_url(node.tls_port(), with_ca(certs.ca())));
+  EXPECT_NE(e.find("certificate verify failed: the broker's certificate has expired"),
+            std::string::npos)
+      << e;
+  EXPECT_NE(e.find("127.0.0.1:" + std::to_string(node.tls_port())), std::string::npos) << e;
+  EXPECT_EQ(e.find("Sup3r-S3cret-Pw"), std::string::npos) << e;
+  // Verification off (ssl_cert_reqs=none) connects: encrypted, unchecked.
+  EXPECT_EQ(connect_error(node.tls_url("?ssl_cert_reqs=none")), "");
+}

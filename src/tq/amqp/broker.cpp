@@ -4,15 +4,19 @@
 
 #include <charconv>
 #include <cmath>
+#include <condition_variable>
 #include <map>
 #include <mutex>
 #include <set>
 #include <thread>
+#include <tuple>
 #include <unordered_set>
+#include <utility>
 
 #include <spdlog/spdlog.h>
 
 #include "celeriac/tq/amqp/detail/codec.hpp"
+#include "celeriac/tq/amqp/detail/confirm_window.hpp"
 #include "celeriac/tq/amqp/detail/connection.hpp"
 #include "celeriac/tq/amqp/detail/keepalive.hpp"
 #include "celeriac/tq/amqp/detail/layout.hpp"
@@ -68,6 +72,7 @@ BrokerOptions BrokerOptions::from_url(const Url& url) {
   o.eta_hold_limit = std::chrono::seconds(int_param(url, "eta_hold_limit", 900, 0, 86400 * 365));
   o.confirm_timeout = std::chrono::seconds(int_param(url, "confirm_timeout", 30, 1, 3600));
   o.connect_timeout = std::chrono::seconds(int_param(url, "connect_timeout", 4, 1, 600));
+  o.publish_window = static_cast<std::size_t>(int_param(url, "publish_window", 256, 0, 65535));
   return o;
 }
 
@@ -80,6 +85,11 @@ struct AmqpBroker::Impl {
   std::mutex pub_mu;
   Connection pub;
   detail::Declarations pub_declared;
+  detail::ConfirmWindow window;  // publishes on `pub` not yet confirmed
+  std::string pub_failures;      // the confirmer's errors, for the next caller
+  std::condition_variable confirmer_cv;
+  bool confirmer_stop = false;
+  std::thread confirmer;  // started by the first windowed publish
 
   // Consuming side.
   std::mutex con_mu;
@@ -107,11 +117,11 @@ struct AmqpBroker::Impl {
     if (closed) throw BrokerError("AMQP broker " + url.redacted() + " is closed");
   }
 
-  // Runs `op` on the publishing connection, reconnecting with backoff when
-  // the connection (not the broker's answer) failed.
+  // Runs `op` on the publishing connection (pub_mu held), reconnecting with
+  // backoff when the connection (not the broker's answer) failed; the
+  // unconfirmed publishes of a dead connection are published again first.
   template <class Op>
-  auto with_publisher(Op&& op) {
-    std::lock_guard lock(pub_mu);
+  auto with_publisher_locked(Op&& op) {
     auto backoff = 200ms;
     for (int attempt = 0;; ++attempt) {
       check_open();
@@ -121,9 +131,11 @@ struct AmqpBroker::Impl {
           pub.enable_confirms();
           pub_declared.clear();
         }
+        window.republish(pub);
         return op();
       } catch (const BrokerError& e) {
-        if (pub.is_open() || attempt >= 3) throw;
+        if (pub.is_open()) throw;
+        if (attempt >= 3 || pub.refused()) give_up(e);  // a refusal is final
         spdlog::warn("{}; reconnecting in {} ms", e.what(), backoff.count());
         std::this_thread::sleep_for(backoff);
         backoff *= 2;
@@ -131,50 +143,145 @@ struct AmqpBroker::Impl {
     }
   }
 
+  template <class Op>
+  auto with_publisher(Op&& op) {
+    std::lock_guard lock(pub_mu);
+    return with_publisher_locked(op);
+  }
+
+  [[noreturn]] void give_up(const BrokerError& e) {
+    std::string ids = window.drop_all();
+    if (ids.empty()) throw e;
+    throw BrokerError(std::string(e.what()) + " (not known to be published: tasks " + ids + ")");
+  }
+
+  // Reads confirms until at most `keep` publishes are unconfirmed; when the
+  // broker does not confirm within confirm_timeout, the waiting ones are
+  // reported and forgotten (their late confirms match nothing).
+  void settle(std::size_t keep) {
+    if (window.settle(pub, keep, opts.confirm_timeout)) return;
+    std::string ids = window.drop_all();
+    throw BrokerError("AMQP broker " + url.redacted() + ": publishes not confirmed within " +
+                      std::to_string(opts.confirm_timeout.count()) +
+                      " s (not known to be published: tasks " + ids + ")");
+  }
+
+  // Reports refusals and confirmer errors collected so far.
+  void throw_refused(const char* what) {
+    std::string r = window.take_refused();
+    if (!pub_failures.empty()) r += (r.empty() ? "" : "; ") + std::exchange(pub_failures, {});
+    if (!r.empty()) throw BrokerError("AMQP broker " + url.redacted() + " " + what + ": " + r);
+  }
+
+  void declare_reply_queue() {
+    if (pub_declared.count(detail::client_reply_queue())) return;
+    // Results may come back before the client starts consuming.
+    pub.declare_queue(detail::client_reply_queue(), detail::reply_queue_spec());
+    pub_declared.emplace(detail::client_reply_queue());
+  }
+
+  detail::Message to_message(const Outgoing& o) {
+    try {
+      auto m = detail::envelope_to_message(o.envelope, detail::to_amqp_priority(o.priority));
+      // As Celery: every task names this process's reply queue (rpc://).
+      if (m.reply_to.empty()) m.reply_to = detail::client_reply_queue();
+      return m;
+    } catch (const MessageError& e) {
+      throw BrokerError("cannot publish to AMQP queue '" + o.queue + "': " + e.what());
+    }
+  }
+
+  // One message, confirmed later (publish_window).
+  void publish_windowed(const Outgoing& o) {
+    detail::Message m = to_message(o);
+    std::unique_lock lock(pub_mu);
+    check_open();
+    if (!confirmer.joinable() && !confirmer_stop)
+      confirmer = std::thread([this] { confirmer_loop(); });
+    with_publisher_locked([&] {
+      declare_reply_queue();
+      if (window.size() >= opts.publish_window)
+        settle(opts.publish_window / 2);  // full: wait for the older half
+      else if (window.size() >= opts.publish_window / 4)
+        window.settle(pub, 0, 0ms);  // collect what has arrived, in bulk
+      throw_refused("refused an earlier publish");
+      detail::declare_task_queue(pub, pub_declared, o.queue, opts.max_priority);
+      window.publish(pub, "", o.queue, std::move(m));
+    });
+    if (window.size() == 1) confirmer_cv.notify_one();
+  }
+
+  // Publishes `count` messages (`next(i)` declares what message i needs and
+  // returns {exchange, routing key, &message}; the message is taken only once
+  // written, so a retry can ask again) and waits for every confirm,
+  // earlier windowed publishes' included. Refusals throw, naming the tasks.
+  template <class Next>
+  void publish_confirmed(std::size_t count, Next next) {
+    std::lock_guard lock(pub_mu);
+    std::size_t done = 0;  // a retry after a reconnect skips what the window holds
+    with_publisher_locked([&] {
+      settle(0);
+      throw_refused("refused an earlier publish");
+      for (; done < count; ++done) {
+        auto [exchange, key, m] = next(done);
+        window.publish(pub, std::move(exchange), std::move(key), std::move(*m));
+      }
+      settle(0);
+    });
+    throw_refused("refused a publish");
+  }
+
   void publish_batch(std::span<const Outgoing> messages) {
     std::vector<detail::Message> converted;
     converted.reserve(messages.size());
-    for (auto& o : messages) {
-      try {
-        converted.push_back(
-            detail::envelope_to_message(o.envelope, detail::to_amqp_priority(o.priority)));
-        // As Celery: every task names this process's reply queue (rpc://).
-        if (converted.back().reply_to.empty())
-          converted.back().reply_to = detail::client_reply_queue();
-      } catch (const MessageError& e) {
-        throw BrokerError("cannot publish to AMQP queue '" + o.queue + "': " + e.what());
-      }
-    }
-    with_publisher([&] {
-      if (!pub_declared.count(detail::client_reply_queue())) {
-        // Results may come back before the client starts consuming.
-        pub.declare_queue(detail::client_reply_queue(), detail::reply_queue_spec());
-        pub_declared.emplace(detail::client_reply_queue());
-      }
-      std::uint64_t first = pub.next_sequence();
-      for (std::size_t i = 0; i < messages.size(); ++i) {
-        detail::declare_task_queue(pub, pub_declared, messages[i].queue, opts.max_priority);
-        pub.publish("", messages[i].queue, converted[i], true);
-      }
-      confirm_or_throw(first, [&](std::uint64_t seq) { return messages[seq - first].queue; });
+    for (auto& o : messages) converted.push_back(to_message(o));
+    publish_confirmed(messages.size(), [&](std::size_t i) {
+      declare_reply_queue();
+      detail::declare_task_queue(pub, pub_declared, messages[i].queue, opts.max_priority);
+      return std::tuple(std::string(), messages[i].queue, &converted[i]);
     });
   }
 
-  template <class QueueOf>
-  void confirm_or_throw(std::uint64_t first, QueueOf queue_of) {
-    std::uint64_t last = pub.next_sequence() - 1;
-    if (last < first) return;
-    auto r = pub.wait_confirms(first, last, opts.confirm_timeout);
-    auto report = [&](std::uint64_t seq, const std::string& why) {
-      throw BrokerError("publish to AMQP queue '" + queue_of(seq) + "' on " + url.redacted() +
-                        " was " + why + "; the message may not have been stored");
-    };
-    if (!r.nacked.empty()) report(r.nacked.front(), "refused by the broker (basic.nack)");
-    if (!r.returned.empty()) report(r.returned.front(), "returned as unroutable (no such queue)");
-    if (r.timed_out) {
-      pub.close();  // late confirms would be attributed to the next publish
-      report(last, "not confirmed within " + std::to_string(opts.confirm_timeout.count()) + " s");
+  // Confirms what publishers left unconfirmed for ~2 ms; errors are kept for
+  // the next caller, as refusals are.
+  void confirmer_loop() {
+    std::unique_lock lock(pub_mu);
+    while (!confirmer_stop) {
+      confirmer_cv.wait(lock, [&] { return confirmer_stop || window.size() > 0; });
+      if (confirmer_stop) break;
+      confirmer_cv.wait_for(lock, 2ms, [&] { return confirmer_stop; });
+      if (confirmer_stop || closed || window.size() == 0) continue;  // close() confirms
+      try {
+        with_publisher_locked([&] { settle(0); });
+      } catch (const std::exception& e) {
+        if (closed) continue;
+        spdlog::error("{}", e.what());
+        pub_failures += (pub_failures.empty() ? "" : "; ") + std::string(e.what());
+      }
     }
+  }
+
+  // Stops the confirmer and confirms what is left, without reconnecting.
+  void close_publisher() {
+    {
+      std::lock_guard lock(pub_mu);
+      confirmer_stop = true;
+    }
+    confirmer_cv.notify_all();
+    if (confirmer.joinable()) confirmer.join();
+    std::lock_guard lock(pub_mu);
+    try {
+      if (window.size() && pub.is_open() && !window.settle(pub, 0, opts.confirm_timeout))
+        spdlog::error("AMQP broker {}: closing with publishes not confirmed", url.redacted());
+      if (std::string r = window.take_refused(); !r.empty())
+        spdlog::error("AMQP broker {} refused a publish: {}", url.redacted(), r);
+    } catch (const std::exception& e) {
+      spdlog::error("{}", e.what());
+    }
+    if (std::string ids = window.drop_all(); !ids.empty())
+      spdlog::error("AMQP broker {} closed; not known to be published: tasks {}", url.redacted(),
+                    ids);
+    pub.close();
   }
 
   // ---- consuming ----
@@ -220,11 +327,8 @@ struct AmqpBroker::Impl {
         wait && *wait > opts.eta_hold_limit && *wait >= 1s) {
       detail::Message parked = r.message;
       parked.expiration.clear();
-      with_publisher([&] {
-        std::uint64_t first = pub.next_sequence();
-        detail::park_delayed(pub, pub_declared, queue, parked, *wait);
-        confirm_or_throw(
-            first, [&](std::uint64_t) { return std::string("celeriac delay queue for ") + queue; });
+      publish_confirmed(1, [&](std::size_t) {
+        return std::tuple(detail::declare_delay_level(pub, pub_declared, *wait), queue, &parked);
       });
       con.ack(r.delivery_tag);
       return std::nullopt;
@@ -280,7 +384,17 @@ std::string AmqpBroker::url() const {
 
 void AmqpBroker::publish(std::string_view queue, int priority, std::string_view envelope) {
   Outgoing o{std::string(queue), priority, std::string(envelope)};
-  impl_->publish_batch(std::span<const Outgoing>(&o, 1));
+  if (impl_->opts.publish_window == 0)
+    impl_->publish_batch(std::span<const Outgoing>(&o, 1));
+  else
+    impl_->publish_windowed(o);
+}
+
+void AmqpBroker::flush() {
+  auto& im = *impl_;
+  std::lock_guard lock(im.pub_mu);
+  if (im.window.size()) im.with_publisher_locked([&] { im.settle(0); });
+  im.throw_refused("refused an earlier publish");
 }
 
 void AmqpBroker::publish_many(std::span<const Outgoing> messages) {
@@ -361,11 +475,9 @@ void AmqpBroker::dead_letter(const Delivery& d, std::string_view reason) {
   m.headers["x-celeriac-queue"] = d.queue;
   m.headers["x-celeriac-time"] = unix_now();
   m.expiration.clear();
-  im.with_publisher([&] {
-    std::uint64_t first = im.pub.next_sequence();
+  im.publish_confirmed(1, [&](std::size_t) {
     detail::declare_dead_letter_queue(im.pub, im.pub_declared);
-    im.pub.publish("", kDeadLetterQueue, m, true);
-    im.confirm_or_throw(first, [](std::uint64_t) { return std::string(kDeadLetterQueue); });
+    return std::tuple(std::string(), std::string(kDeadLetterQueue), &m);
   });
   im.on_consumer([&] {
     im.con.ack(*tag);
@@ -418,6 +530,7 @@ std::size_t AmqpBroker::restore_stale(std::chrono::seconds) {
 std::size_t AmqpBroker::purge(std::string_view queue) {
   auto& im = *impl_;
   return im.with_publisher([&]() -> std::size_t {
+    im.settle(0);  // what was published before is purged too
     if (!im.pub.declare_queue(queue, {}, true)) return 0;
     return im.pub.purge_queue(queue);
   });
@@ -425,8 +538,10 @@ std::size_t AmqpBroker::purge(std::string_view queue) {
 
 std::size_t AmqpBroker::queue_length(std::string_view queue) {
   auto& im = *impl_;
-  return im.with_publisher(
-      [&]() -> std::size_t { return im.pub.declare_queue(queue, {}, true).value_or(0); });
+  return im.with_publisher([&]() -> std::size_t {
+    im.settle(0);  // RabbitMQ counts a publish once it confirmed it
+    return im.pub.declare_queue(queue, {}, true).value_or(0);
+  });
 }
 
 void AmqpBroker::close() {
@@ -437,8 +552,7 @@ void AmqpBroker::close() {
     std::lock_guard lock(im.con_mu);
     im.drop_consumer();
   }
-  std::lock_guard lock(im.pub_mu);
-  im.pub.close();
+  im.close_publisher();
 }
 
 }  // namespace celeriac::tq::amqp

@@ -51,17 +51,25 @@ void Connection::fail(const std::string& why) {
 
 void Connection::open() {
   if (state_) return;
+  refused_ = false;
   state_ = amqp_new_connection();
   if (!state_) throw BrokerError("AMQP broker " + ep_.redacted + ": out of memory");
-  if (std::string why = open_socket(state_, ep_); !why.empty()) fail(why);
+  if (std::string why = open_socket(state_, ep_); !why.empty()) {
+    refused_ = why.find("certificate verify failed") != std::string::npos;  // socket.cpp's words
+    fail(why);
+  }
   amqp_rpc_reply_t r = amqp_login(state_, ep_.vhost.c_str(), 0, 131072, ep_.heartbeat,
                                   AMQP_SASL_METHOD_PLAIN, ep_.user.c_str(), ep_.password.c_str());
+  refused_ =
+      r.reply_type == AMQP_RESPONSE_SERVER_EXCEPTION &&
+      r.reply.id == AMQP_CONNECTION_CLOSE_METHOD &&
+      static_cast<amqp_connection_close_t*>(r.reply.decoded)->reply_code == AMQP_ACCESS_REFUSED;
   check_reply(r, "login as '" + ep_.user + "' to vhost '" + ep_.vhost + "'");
   amqp_channel_open(state_, 1);
   check_reply(amqp_get_rpc_reply(state_), "channel.open");
   confirms_ = false;
   next_seq_ = 1;
-  settled_.clear();
+  ++channel_epoch_;
   last_keepalive_ = std::chrono::steady_clock::now();
   last_heartbeat_ = amqp_get_heartbeat(state_);
   ++generation_;
@@ -126,7 +134,7 @@ void Connection::reopen_channel() {
   bool had_confirms = confirms_;
   confirms_ = false;
   next_seq_ = 1;
-  settled_.clear();
+  ++channel_epoch_;
   if (had_confirms) enable_confirms();
 }
 
@@ -171,7 +179,6 @@ void Connection::enable_confirms() {
   check_reply(amqp_get_rpc_reply(state_), "confirm.select");
   confirms_ = true;
   next_seq_ = 1;
-  settled_.clear();
 }
 
 void Connection::declare_exchange(std::string_view name, std::string_view type, bool durable,
@@ -246,64 +253,43 @@ std::uint64_t Connection::publish(std::string_view exchange, std::string_view ro
   return next_seq_++;
 }
 
-ConfirmResult Connection::wait_confirms(std::uint64_t first, std::uint64_t last,
-                                        std::chrono::milliseconds timeout) {
-  ConfirmResult out;
-  std::uint64_t confirmed = first - 1;  // every seq <= confirmed is settled
+std::optional<ConfirmEvent> Connection::next_confirm(std::chrono::milliseconds timeout) {
   auto deadline = std::chrono::steady_clock::now() + timeout;
-  std::uint64_t returned_pending = 0;  // a basic.return precedes the ack of its publish
-  while (confirmed < last) {
+  for (;;) {
+    amqp_maybe_release_buffers(state_);  // what the last event pointed to was copied
     auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
         deadline - std::chrono::steady_clock::now());
-    if (left.count() <= 0) {
-      out.timed_out = true;
-      return out;
-    }
     amqp_frame_t frame;
     timeval tv = to_timeval(left);
     int status = amqp_simple_wait_frame_noblock(state_, &frame, &tv);
-    if (status == AMQP_STATUS_TIMEOUT) continue;
+    if (status == AMQP_STATUS_TIMEOUT) return std::nullopt;
     check_status(status, "waiting for publisher confirms");
     if (frame.frame_type != AMQP_FRAME_METHOD) continue;
+    ConfirmEvent e;
     switch (frame.payload.method.id) {
-      case AMQP_BASIC_ACK_METHOD:
+      case AMQP_BASIC_ACK_METHOD: {
+        auto* m = static_cast<amqp_basic_ack_t*>(frame.payload.method.decoded);
+        e.tag = m->delivery_tag;
+        e.multiple = m->multiple;
+        return e;
+      }
       case AMQP_BASIC_NACK_METHOD: {
-        bool nack = frame.payload.method.id == AMQP_BASIC_NACK_METHOD;
-        std::uint64_t tag;
-        bool multiple;
-        if (nack) {
-          auto* m = static_cast<amqp_basic_nack_t*>(frame.payload.method.decoded);
-          tag = m->delivery_tag;
-          multiple = m->multiple;
-        } else {
-          auto* m = static_cast<amqp_basic_ack_t*>(frame.payload.method.decoded);
-          tag = m->delivery_tag;
-          multiple = m->multiple;
-        }
-        std::uint64_t from = multiple ? confirmed + 1 : tag;
-        for (std::uint64_t s = from; s <= tag; ++s) {
-          if (nack) out.nacked.push_back(s);
-        }
-        if (returned_pending) {
-          out.returned.push_back(tag);
-          returned_pending = 0;
-        }
-        // Single acks may come out of order within a batch: count them.
-        if (multiple) {
-          confirmed = std::max(confirmed, tag);
-        } else if (tag > confirmed) {
-          settled_.insert(tag);
-          while (settled_.count(confirmed + 1)) settled_.erase(++confirmed);
-        }
-        break;
+        auto* m = static_cast<amqp_basic_nack_t*>(frame.payload.method.decoded);
+        e.kind = ConfirmEvent::Kind::nack;
+        e.tag = m->delivery_tag;
+        e.multiple = m->multiple;
+        return e;
       }
       case AMQP_BASIC_RETURN_METHOD: {
+        auto* m = static_cast<amqp_basic_return_t*>(frame.payload.method.decoded);
+        e.kind = ConfirmEvent::Kind::returned;
+        e.why = std::to_string(m->reply_code) + " " + str(m->reply_text);
         amqp_message_t msg;
-        amqp_rpc_reply_t r = amqp_read_message(state_, 1, &msg, 0);
-        check_reply(r, "reading a returned message");
+        check_reply(amqp_read_message(state_, 1, &msg, 0), "reading a returned message");
+        if (msg.properties._flags & AMQP_BASIC_CORRELATION_ID_FLAG)
+          e.task_id = str(msg.properties.correlation_id);
         amqp_destroy_message(&msg);
-        returned_pending = 1;
-        break;
+        return e;
       }
       case AMQP_CHANNEL_CLOSE_METHOD:
       case AMQP_CONNECTION_CLOSE_METHOD:
@@ -313,8 +299,6 @@ ConfirmResult Connection::wait_confirms(std::uint64_t first, std::uint64_t last,
         break;
     }
   }
-  amqp_maybe_release_buffers(state_);
-  return out;
 }
 
 void Connection::qos(std::uint16_t prefetch_count) {

@@ -32,8 +32,7 @@ int delay_level(std::chrono::milliseconds wait) {
   return k;
 }
 
-void park_delayed(Connection& c, Declarations& done, std::string_view queue, const Message& m,
-                  std::chrono::milliseconds wait) {
+std::string declare_delay_level(Connection& c, Declarations& done, std::chrono::milliseconds wait) {
   int k = delay_level(wait);
   std::string name = "celeriac_delayed_" + std::to_string(k);
   if (!done.count(name)) {
@@ -45,7 +44,7 @@ void park_delayed(Connection& c, Declarations& done, std::string_view queue, con
     c.bind_queue(name, name, "#");
     done.emplace(name);
   }
-  c.publish(name, queue, m, true);
+  return name;
 }
 
 std::optional<std::chrono::milliseconds> eta_remaining(const OrderedJson& headers) {

@@ -70,6 +70,16 @@ std::string openssl_reason() {
   return r ? r : "";
 }
 
+// Why OpenSSL refused the broker's certificate during this thread's last
+// handshake (X509_V_OK when it did not): the handshake error itself only says
+// "certificate verify failed".
+thread_local int last_verify_error = X509_V_OK;
+
+int record_verify_error(int ok, X509_STORE_CTX* store) {
+  if (!ok && last_verify_error == X509_V_OK) last_verify_error = X509_STORE_CTX_get_error(store);
+  return ok;
+}
+
 std::string configure_tls(amqp_socket_t* socket, const Endpoint& ep) {
   const TlsOptions& t = ep.tls;
   amqp_ssl_socket_set_verify_peer(socket, t.verify_peer);
@@ -77,6 +87,8 @@ std::string configure_tls(amqp_socket_t* socket, const Endpoint& ep) {
   // context, also matches an IP address against the certificate's IP names.
   amqp_ssl_socket_set_verify_hostname(socket, false);
   auto* ctx = static_cast<SSL_CTX*>(amqp_ssl_socket_get_context(socket));
+  // rabbitmq-c sets no verify callback of its own, so the store's is called.
+  if (ctx) X509_STORE_set_verify_cb(SSL_CTX_get_cert_store(ctx), record_verify_error);
   if (t.verify_hostname) {
     X509_VERIFY_PARAM* param = ctx ? SSL_CTX_get0_param(ctx) : nullptr;
     bool is_ip = X509_VERIFY_PARAM_set1_ip_asc(param, ep.host.c_str()) == 1;
@@ -106,6 +118,25 @@ std::string configure_tls(amqp_socket_t* socket, const Endpoint& ep) {
 std::string tls_failure(int status, const Endpoint& ep) {
   std::string reason = openssl_reason();
   std::string where = "TLS handshake with " + ep.host + ":" + std::to_string(ep.port) + " failed";
+  switch (last_verify_error) {
+    case X509_V_OK:
+      break;
+    case X509_V_ERR_HOSTNAME_MISMATCH:
+    case X509_V_ERR_IP_ADDRESS_MISMATCH:
+      return where + ": certificate verify failed: the broker's certificate is not valid for '" +
+             ep.host + "' (connect with a name it was issued for, or ssl_check_hostname=false)";
+    case X509_V_ERR_CERT_HAS_EXPIRED:
+      return where + ": certificate verify failed: the broker's certificate has expired";
+    case X509_V_ERR_CERT_NOT_YET_VALID:
+      return where + ": certificate verify failed: the broker's certificate is not yet valid";
+    default:
+      return where +
+             ": certificate verify failed: " + X509_verify_cert_error_string(last_verify_error) +
+             " (is it signed by a CA in ssl_ca_certs" +
+             (ep.tls.ca_certs.empty() ? std::string(" (the system's)")
+                                      : " '" + ep.tls.ca_certs + "'") +
+             "?)";
+  }
   if (status == AMQP_STATUS_SSL_HOSTNAME_VERIFY_FAILED ||
       reason.find("hostname") != std::string::npos)
     return where + ": the broker's certificate does not name host '" + ep.host + "'";
@@ -147,6 +178,7 @@ std::string open_socket(amqp_connection_state_t state, const Endpoint& ep) {
   if (ep.tls.enabled) {
     // rabbitmq-c initialises OpenSSL itself; its error queue is per thread.
     ERR_clear_error();
+    last_verify_error = X509_V_OK;
     socket = amqp_ssl_socket_new(state);
     if (!socket) return "cannot create a TLS socket (" + openssl_reason() + ")";
     if (std::string why = configure_tls(socket, ep); !why.empty()) return why;

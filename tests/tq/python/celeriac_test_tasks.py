@@ -23,6 +23,11 @@ app.conf.update(
     worker_hijack_root_logger=False,
     broker_transport_options={"visibility_timeout": int(os.environ.get("CELERIAC_TEST_VT", "3600"))},
 )
+if os.environ.get("CELERIAC_TEST_BROKER_CA"):  # amqps://: TLS verified against this CA
+    import ssl
+
+    app.conf.broker_use_ssl = {"ca_certs": os.environ["CELERIAC_TEST_BROKER_CA"],
+                               "cert_reqs": ssl.CERT_REQUIRED}
 if os.environ.get("CELERIAC_TEST_MAX_PRIORITY"):  # RabbitMQ priority queues (x-max-priority)
     app.conf.task_queue_max_priority = int(os.environ["CELERIAC_TEST_MAX_PRIORITY"])
 

@@ -29,7 +29,8 @@ std::string sbin(const std::string& tool) {
 
 }  // namespace
 
-RabbitMqServer::RabbitMqServer(const TlsCerts* certs) : dir_("celeriac-rabbitmq") {
+RabbitMqServer::RabbitMqServer(const TlsCerts* certs, const CertPair* served)
+    : dir_("celeriac-rabbitmq") {
   port_ = free_port();
   dist_port_ = free_port();
   epmd_port_ = free_port();
@@ -48,8 +49,8 @@ RabbitMqServer::RabbitMqServer(const TlsCerts* certs) : dir_("celeriac-rabbitmq"
     tls_port_ = free_port();
     conf << "listeners.ssl.1 = 127.0.0.1:" << tls_port_ << "\n"
          << "ssl_options.cacertfile = " << certs->ca().string() << "\n"
-         << "ssl_options.certfile = " << certs->server().cert.string() << "\n"
-         << "ssl_options.keyfile = " << certs->server().key.string() << "\n"
+         << "ssl_options.certfile = " << (served ? *served : certs->server()).cert.string() << "\n"
+         << "ssl_options.keyfile = " << (served ? *served : certs->server()).key.string() << "\n"
          << "ssl_options.verify = verify_peer\n"
          << "ssl_options.fail_if_no_peer_cert = false\n";
   }

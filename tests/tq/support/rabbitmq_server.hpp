@@ -17,8 +17,9 @@ namespace celeriac::tq::test {
 class RabbitMqServer {
  public:
   /// With `certs`, the node also has a TLS listener (tls_port()) serving
-  /// certs->server(), trusting certs->ca() for client certificates.
-  explicit RabbitMqServer(const TlsCerts* certs = nullptr);
+  /// `served` (default certs->server()), trusting certs->ca() for client
+  /// certificates.
+  explicit RabbitMqServer(const TlsCerts* certs = nullptr, const CertPair* served = nullptr);
   ~RabbitMqServer();
   RabbitMqServer(const RabbitMqServer&) = delete;
   RabbitMqServer& operator=(const RabbitMqServer&) = delete;

@@ -4,6 +4,7 @@
 #pragma once
 
 #include <chrono>
+#include <cstddef>
 #include <cstdint>
 #include <memory>
 #include <optional>
@@ -29,6 +30,14 @@ struct BrokerOptions {
   /// `confirm_timeout=S` (seconds, default 30): how long a publish waits for
   /// the broker's confirm before it is reported as unconfirmed.
   std::chrono::seconds confirm_timeout{30};
+  /// `publish_window=N` (default 256): publish() writes the message and
+  /// returns without waiting for its publisher confirm, keeping at most N
+  /// unconfirmed (confirmed by later publishes, flush(), or a thread after
+  /// ~2 ms idle). A refusal (basic.nack, basic.return) is reported by the
+  /// next publish() or flush() as BrokerError naming the task id; after a
+  /// lost connection the unconfirmed ones are published again (at least
+  /// once). 0 = every publish waits for its own confirm.
+  std::size_t publish_window = 256;
   /// `connect_timeout=S` (seconds, default 4).
   std::chrono::seconds connect_timeout{4};
 
@@ -40,7 +49,7 @@ struct BrokerOptions {
 inline constexpr const char* kDeadLetterQueue = "celeriac.dead_letter";
 
 /// Broker on RabbitMQ. Two connections, opened on first use: one publishes
-/// (confirm mode), one consumes. Thread-safe.
+/// (confirm mode, see BrokerOptions::publish_window), one consumes. Thread-safe.
 class AmqpBroker final : public Broker {
  public:
   /// A broker for an amqp:// or pyamqp:// URL (options from its query).
@@ -48,9 +57,15 @@ class AmqpBroker final : public Broker {
   ~AmqpBroker() override;
 
   std::string url() const override;
+  /// Returns once the message is written; its confirm is collected later
+  /// (BrokerOptions::publish_window; 0: returns after the confirm).
   void publish(std::string_view queue, int priority, std::string_view envelope) override;
-  /// All messages are published, then their confirms awaited together.
+  /// All messages are published, then their confirms awaited together
+  /// (earlier publish() calls' too); returns when all are confirmed.
   void publish_many(std::span<const Outgoing> messages) override;
+  /// Waits until the broker confirmed every publish so far; BrokerError
+  /// names any task it refused.
+  void flush() override;
   /// Priority is RabbitMQ's within a queue (needs max_priority); across
   /// queues, deliveries come in the broker's order.
   std::vector<Delivery> reserve(std::span<const std::string> queues, std::size_t max,

@@ -9,7 +9,6 @@
 #include <chrono>
 #include <cstdint>
 #include <optional>
-#include <set>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -80,11 +79,16 @@ struct QueueSpec {
   OrderedJson arguments = OrderedJson::object();  ///< x-max-priority, x-message-ttl, ...
 };
 
-/// Outcome of waiting for publisher confirms.
-struct ConfirmResult {
-  std::vector<std::uint64_t> nacked;    ///< sequence numbers the broker refused
-  std::vector<std::uint64_t> returned;  ///< sequence numbers returned as unroutable
-  bool timed_out = false;               ///< some were neither confirmed nor refused
+/// One publisher-confirm frame: basic.ack / basic.nack of sequence number
+/// `tag` (and every earlier one when `multiple`), or basic.return of an
+/// unroutable message (its broker ack follows).
+struct ConfirmEvent {
+  enum class Kind { ack, nack, returned };
+  Kind kind = Kind::ack;
+  std::uint64_t tag = 0;  ///< ack/nack: the sequence number
+  bool multiple = false;  ///< ack/nack: every unsettled one up to `tag`
+  std::string task_id;    ///< returned: the message's correlation_id
+  std::string why;        ///< returned: the broker's reply code and text
 };
 
 /// One connection and its channel 1.
@@ -101,6 +105,10 @@ class Connection {
   void close() noexcept;
   /// True while the connection is believed healthy.
   bool is_open() const noexcept { return state_ != nullptr; }
+  /// True when the last open() failed because the broker refused us (its
+  /// certificate failed verification, or the login was refused): retrying
+  /// cannot help.
+  bool refused() const noexcept { return refused_; }
   /// Increments at every successful open(): delivery tags of an older
   /// generation belong to a dead connection.
   std::uint64_t generation() const noexcept { return generation_; }
@@ -121,6 +129,9 @@ class Connection {
   void enable_confirms();
   /// Sequence number the next publish gets (confirm mode).
   std::uint64_t next_sequence() const noexcept { return next_seq_; }
+  /// Changes whenever sequence numbers restart (a new connection or a
+  /// reopened channel): confirms for older publishes will never come.
+  std::uint64_t channel_epoch() const noexcept { return channel_epoch_; }
 
   void declare_exchange(std::string_view name, std::string_view type, bool durable,
                         bool auto_delete);
@@ -133,12 +144,13 @@ class Connection {
   std::uint32_t purge_queue(std::string_view queue);
   void delete_queue(std::string_view queue);
 
-  /// basic.publish (asynchronous; see wait_confirms). Returns its sequence number.
+  /// basic.publish (asynchronous; see next_confirm). Returns its sequence number.
   std::uint64_t publish(std::string_view exchange, std::string_view routing_key, const Message& m,
                         bool mandatory);
-  /// Waits until every sequence number in [first, last] is confirmed or refused.
-  ConfirmResult wait_confirms(std::uint64_t first, std::uint64_t last,
-                              std::chrono::milliseconds timeout);
+  /// The next publisher-confirm frame, waiting up to `timeout` (zero: only
+  /// what is already readable); nullopt on timeout. Other frames are skipped;
+  /// a channel or connection close throws BrokerError.
+  std::optional<ConfirmEvent> next_confirm(std::chrono::milliseconds timeout);
 
   void qos(std::uint16_t prefetch_count);
   /// basic.consume; returns the consumer tag.
@@ -165,9 +177,10 @@ class Connection {
   Endpoint ep_;
   amqp_connection_state_t state_ = nullptr;
   std::uint64_t generation_ = 0;
+  bool refused_ = false;
   bool confirms_ = false;
   std::uint64_t next_seq_ = 1;
-  std::set<std::uint64_t> settled_;  // confirmed out of order
+  std::uint64_t channel_epoch_ = 0;
   std::chrono::steady_clock::time_point last_keepalive_{};
   int last_heartbeat_ = 0;  // the agreed interval, still known after a close
 };

@@ -27,12 +27,12 @@ void declare_dead_letter_queue(Connection& c, Declarations& done);
 inline constexpr int kMaxDelayLevel = 27;
 /// The delay level for a wait: the largest k with 2^k s <= wait (capped).
 int delay_level(std::chrono::milliseconds wait);
-/// Publishes `m` into delay level delay_level(wait): fanout exchange and
-/// queue celeriac_delayed_<k> with x-message-ttl 2^k s, dead-lettered to the
-/// default exchange with the original routing key `queue`, so it comes back
-/// to `queue` no later than its ETA. Confirms are the caller's.
-void park_delayed(Connection& c, Declarations& done, std::string_view queue, const Message& m,
-                  std::chrono::milliseconds wait);
+/// Declares delay level delay_level(wait) and returns its exchange: fanout
+/// exchange and queue celeriac_delayed_<k> with x-message-ttl 2^k s,
+/// dead-lettered to the default exchange with the message's routing key, so
+/// a message published there with routing key `queue` comes back to `queue`
+/// no later than its ETA.
+std::string declare_delay_level(Connection& c, Declarations& done, std::chrono::milliseconds wait);
 
 /// Time until headers.eta (ISO-8601), or nullopt when there is none or it
 /// does not parse (the worker reports that).
