@@ -4,10 +4,14 @@
 #include <sys/utsname.h>
 #include <unistd.h>
 
+#include <cctype>
+#include <csignal>
 #include <cstdlib>
+#include <cstring>
 
 #include "celeriac/tq/detail/control_dispatch.hpp"
 #include "celeriac/tq/detail/node_match.hpp"
+#include "celeriac/tq/errors.hpp"
 #include "celeriac/tq/message.hpp"
 #include "celeriac/tq/rate_limit.hpp"
 
@@ -35,6 +39,22 @@ Json active_queues(const std::vector<std::string>& queues) {
   return qs;
 }
 
+// Celery's `signal` argument of revoke: a name with or without "SIG"
+// ("SIGKILL", "KILL", "kill") or a number, as celery.platforms.signum reads it.
+int signal_number(const Json& sig) {
+  if (sig.is_number_integer()) {
+    int n = sig.get<int>();
+    if (n > 0 && n < NSIG) return n;
+  } else if (sig.is_string()) {
+    std::string name = sig.get<std::string>();
+    for (auto& c : name) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
+    if (name.rfind("SIG", 0) == 0) name.erase(0, 3);
+    for (int n = 1; n < NSIG; ++n)
+      if (const char* abbrev = sigabbrev_np(n); abbrev && name == abbrev) return n;
+  }
+  throw ConfigError("revoke: unknown signal " + sig.dump());
+}
+
 Json revoke(ControlNode& node, const Json& args) {
   std::vector<std::string> ids;
   if (auto t = args.find("task_id"); t != args.end()) {
@@ -45,9 +65,10 @@ Json revoke(ControlNode& node, const Json& args) {
   }
   bool terminate =
       args.contains("terminate") && args["terminate"].is_boolean() && args["terminate"].get<bool>();
+  int signal = terminate ? signal_number(args.value("signal", Json("SIGTERM"))) : SIGTERM;
   std::string joined;
   for (auto& id : ids) {
-    node.worker.revoke(id, terminate);
+    node.worker.revoke(id, terminate, signal);
     joined += (joined.empty() ? "" : ", ") + id;
   }
   return Json{{"ok", "tasks " + joined + " flagged as revoked"}};
@@ -99,6 +120,10 @@ std::optional<Json> dispatch_control(ControlNode& node, const Json& req) {
       return Json{{"revoked", Json::object()}, {"clock", node.clock.load()}};
     }
     if (method == "revoke") return revoke(node, args);
+    if (method == "terminate") {  // `celery control terminate SIGNAL ID`: Celery's revoke+terminate
+      args["terminate"] = true;
+      return revoke(node, args);
+    }
     if (method == "rate_limit") return control_rate_limit(node.worker, args);
     if (method == "enable_events") {
       node.task_events = true;

@@ -3,11 +3,12 @@
 #include <gtest/gtest.h>
 
 #include <atomic>
+#include <csignal>
 #include <mutex>
 
+#include "celeriac/redis/pubsub.hpp"
 #include "celeriac/tq/message.hpp"
 #include "celeriac/tq/redis/control.hpp"
-#include "celeriac/redis/pubsub.hpp"
 #include "support/celery_process.hpp"
 #include "support/redis_server.hpp"
 
@@ -41,14 +42,15 @@ class RecordingWorker : public tq::WorkerControl {
                              {"worker_pid", 4242}}});
   }
   tq::Json reserved() const override { return tq::Json::array(); }
-  void revoke(const std::string& task_id, bool terminate) override {
+  void revoke(const std::string& task_id, bool terminate, int signal) override {
     std::lock_guard lk(mu);
     revoked.push_back(task_id);
-    (void)terminate;
+    if (terminate) terminated.emplace_back(task_id, signal);
   }
   void shutdown() override { shutdowns++; }
   mutable std::mutex mu;
   std::vector<std::string> revoked;
+  std::vector<std::pair<std::string, int>> terminated;  // id, signal
   std::atomic<int> shutdowns{0};
 };
 
@@ -93,6 +95,28 @@ TEST(RedisControl, CeleryStatsAndRevokeReachTheCeleriacWorker) {
     std::this_thread::sleep_for(20ms);
   }
   EXPECT_EQ(worker.revoked, std::vector<std::string>{"abc-123"});
+  {
+    std::lock_guard lk(worker.mu);
+    EXPECT_TRUE(worker.terminated.empty());  // a plain revoke terminates nothing
+  }
+  // `celery control terminate KILL id`: revoke with terminate and Celery's
+  // signal name, which reaches the worker as the signal's number.
+  auto term =
+      celeriac::tq::test::run_celery_cli(server.url(), {"control", "terminate", "KILL", "abc-456"});
+  EXPECT_EQ(term.exit_code, 0) << term.output;
+  deadline = std::chrono::steady_clock::now() + 5s;
+  for (;;) {
+    {
+      std::lock_guard lk(worker.mu);
+      if (!worker.terminated.empty()) break;
+    }
+    ASSERT_LT(std::chrono::steady_clock::now(), deadline) << "terminate never arrived";
+    std::this_thread::sleep_for(20ms);
+  }
+  {
+    std::lock_guard lk(worker.mu);
+    EXPECT_EQ(worker.terminated, (std::vector<std::pair<std::string, int>>{{"abc-456", SIGKILL}}));
+  }
   svc.stop();
 }
 

@@ -36,8 +36,10 @@ class WorkerControl {
   /// Requests reserved (prefetched, incl. ETA-held) but not running, same shape.
   virtual Json reserved() const = 0;
   /// Revokes a task id: it is discarded (REVOKED "revoked") when received or
-  /// due. `terminate` is accepted but running tasks are not interrupted.
-  virtual void revoke(const std::string& task_id, bool terminate) = 0;
+  /// due. With `terminate`, a running one is stopped and stored REVOKED at
+  /// once: the processes pool sends `signal` to its child, the other pools
+  /// cancel it cooperatively (Context::check_cancelled()).
+  virtual void revoke(const std::string& task_id, bool terminate, int signal) = 0;
   /// Starts a warm shutdown (as SIGTERM).
   virtual void shutdown() = 0;
   /// Configuration worth showing (`inspect conf`); no passwords.

@@ -103,10 +103,10 @@ class Worker final : public WorkerControl {
   Json reserved() const override;
   /// Revokes `task_id`; with `terminate` a running one is stopped with
   /// SIGTERM (processes pool) or cancelled (other pools) and stored REVOKED.
-  void revoke(const std::string& task_id, bool terminate) override;
+  void revoke(const std::string& task_id, bool terminate);
   /// As revoke(), with the signal a terminated child gets (processes pool;
   /// the other pools cancel cooperatively whatever the signal).
-  void revoke(const std::string& task_id, bool terminate, int signal);
+  void revoke(const std::string& task_id, bool terminate, int signal) override;
   void shutdown() override;
   Json rate_limit(const std::string& task_name, const std::string& rate) override;
   Json conf() const override;
