@@ -11,22 +11,12 @@
 
 namespace tq = celeriac::tq;
 namespace amqp = celeriac::tq::amqp;
+using celeriac::tq::test::add_task;
 using celeriac::tq::test::rabbit;
 using celeriac::tq::test::unique_queue;
 using namespace std::chrono_literals;
 
 namespace {
-
-std::string task(const std::string& id, const std::string& queue,
-                 std::optional<tq::TimePoint> eta = {}) {
-  tq::TaskMessage m;
-  m.id = id;
-  m.task = "tasks.add";
-  m.args = tq::Json::array({2, 3});
-  m.queue = queue;
-  m.eta = eta;
-  return tq::encode(m);
-}
 
 amqp::AmqpBroker broker(const std::string& query = "") {
   return amqp::AmqpBroker(tq::Url::parse(rabbit().url(query)));
@@ -62,9 +52,9 @@ celeriac::tq::amqp::detail::Connection raw() {
 TEST(AmqpBroker, PublishReserveAckRoundTrip) {
   auto q = unique_queue("rt");
   auto b = broker();
-  b.publish(q, 0, task("a", q));
-  b.publish(q, 0, task("b", q));
-  b.publish(q, 0, task("c", q));
+  b.publish(q, 0, add_task("a", q));
+  b.publish(q, 0, add_task("b", q));
+  b.publish(q, 0, add_task("c", q));
   EXPECT_EQ(b.queue_length(q), 3u);
   auto got = reserve_n(b, q, 3);
   ASSERT_EQ(got.size(), 3u);
@@ -133,7 +123,7 @@ TEST(AmqpBroker, MessageOnTheWireIsKombusLayout) {
 TEST(AmqpBroker, RequeuePutsBackMarkedRedelivered) {
   auto q = unique_queue("requeue");
   auto b = broker();
-  b.publish(q, 0, task("r1", q));
+  b.publish(q, 0, add_task("r1", q));
   auto got = reserve_n(b, q, 1);
   ASSERT_EQ(got.size(), 1u);
   b.requeue(got[0]);
@@ -151,7 +141,7 @@ TEST(AmqpBroker, RequeuePutsBackMarkedRedelivered) {
 TEST(AmqpBroker, RestoreUnackedGivesEverythingBack) {
   auto q = unique_queue("restore");
   auto b = broker();
-  for (auto id : {"x1", "x2", "x3"}) b.publish(q, 0, task(id, q));
+  for (auto id : {"x1", "x2", "x3"}) b.publish(q, 0, add_task(id, q));
   auto got = reserve_n(b, q, 2);
   ASSERT_EQ(got.size(), 2u);
   EXPECT_EQ(b.restore_unacked(), 2u);
@@ -169,7 +159,7 @@ TEST(AmqpBroker, DeadLetterKeepsMessageAndReason) {
   auto q = unique_queue("dlq");
   auto b = broker();
   b.purge(amqp::kDeadLetterQueue);
-  b.publish(q, 0, task("dead-1", q));
+  b.publish(q, 0, add_task("dead-1", q));
   auto got = reserve_n(b, q, 1);
   ASSERT_EQ(got.size(), 1u);
   b.dead_letter(got[0], "unregistered task 'tasks.add'");
@@ -188,9 +178,9 @@ TEST(AmqpBroker, DeadLetterKeepsMessageAndReason) {
 TEST(AmqpBroker, PriorityUsesRabbitMeaningMappedFromRedis) {
   auto q = unique_queue("prio");
   auto b = broker("?max_priority=10");
-  b.publish(q, 9, task("low", q));   // Redis meaning: 9 = least urgent
-  b.publish(q, 0, task("high", q));  // 0 = most urgent
-  b.publish(q, 5, task("mid", q));
+  b.publish(q, 9, add_task("low", q));   // Redis meaning: 9 = least urgent
+  b.publish(q, 0, add_task("high", q));  // 0 = most urgent
+  b.publish(q, 5, add_task("mid", q));
   auto c = raw();
   c.open();
   auto first = c.get(q);
@@ -216,7 +206,7 @@ TEST(AmqpBroker, PurgeAndLength) {
   EXPECT_EQ(b.queue_length(q), 0u);  // not declared yet
   EXPECT_EQ(b.purge(q), 0u);
   std::vector<tq::Outgoing> batch;
-  for (int i = 0; i < 50; ++i) batch.push_back({q, 0, task(cat("p", std::to_string(i)), q)});
+  for (int i = 0; i < 50; ++i) batch.push_back({q, 0, add_task(cat("p", std::to_string(i)), q)});
   b.publish_many(batch);
   EXPECT_EQ(b.queue_length(q), 50u);
   EXPECT_EQ(b.purge(q), 50u);
@@ -230,9 +220,9 @@ TEST(AmqpBroker, RefusedPublishIsReportedNamingTheQueue) {
                     R"({"max-length":1,"overflow":"reject-publish"})", "--apply-to", "queues"});
   ASSERT_EQ(policy.exit_code, 0) << policy.output;
   auto b = broker("?publish_window=0");  // each publish waits for its confirm
-  b.publish(q, 0, task("fits", q));
+  b.publish(q, 0, add_task("fits", q));
   try {
-    b.publish(q, 0, task("refused", q));
+    b.publish(q, 0, add_task("refused", q));
     FAIL() << "a publish the broker refused returned normally";
   } catch (const tq::BrokerError& e) {
     EXPECT_NE(std::string(e.what()).find(cat("'", q, "'")), std::string::npos) << e.what();
@@ -240,7 +230,7 @@ TEST(AmqpBroker, RefusedPublishIsReportedNamingTheQueue) {
   }
   EXPECT_EQ(b.queue_length(q), 1u);
   auto other = unique_queue("after-nack");
-  b.publish(other, 0, task("ok", other));  // the channel is still usable
+  b.publish(other, 0, add_task("ok", other));  // the channel is still usable
   EXPECT_EQ(b.queue_length(other), 1u);
 }
 
@@ -252,7 +242,7 @@ TEST(AmqpBroker, BadUrlsAndUnreachableBrokerAreClearErrors) {
   amqp::AmqpBroker b(
       tq::Url::parse(cat("amqp://bob:s3cret@127.0.0.1:", std::to_string(port), "//")));
   try {
-    b.publish("x", 0, task("t", "x"));
+    b.publish("x", 0, add_task("t", "x"));
     FAIL() << "publish to a closed port succeeded";
   } catch (const tq::BrokerError& e) {
     std::string w = e.what();
@@ -277,7 +267,7 @@ TEST(AmqpBroker, LongEtaIsParkedInDelayQueueAndComesBack) {
   auto q = unique_queue("eta");
   auto b = broker("?eta_hold_limit=1");
   auto eta = tq::Clock::now() + 3s;
-  b.publish(q, 0, task("later", q, eta));
+  b.publish(q, 0, add_task("later", q, eta));
   std::vector<std::string> qs{q};
   // The first reserve sees it 3 s early (> hold limit 1 s): parked, not returned.
   std::vector<tq::Delivery> got;
@@ -302,7 +292,7 @@ TEST(AmqpBroker, LongEtaIsParkedInDelayQueueAndComesBack) {
 TEST(AmqpBroker, ConnectionLossRedeliversUnackedAndRecovers) {
   auto q = unique_queue("loss");
   auto b = broker();
-  b.publish(q, 0, task("survivor", q));
+  b.publish(q, 0, add_task("survivor", q));
   auto got = reserve_n(b, q, 1);
   ASSERT_EQ(got.size(), 1u);
   auto closed = rabbit().ctl({"close_all_connections", "test"});
@@ -321,7 +311,7 @@ TEST(AmqpBroker, ConnectionLossRedeliversUnackedAndRecovers) {
   EXPECT_TRUE(again[0].redelivered);
   b.ack(got[0]);  // stale: ignored
   b.ack(again[0]);
-  b.publish(q, 0, task("after", q));  // the publisher reconnects too
+  b.publish(q, 0, add_task("after", q));  // the publisher reconnects too
   auto after = reserve_n(b, q, 1);
   ASSERT_EQ(after.size(), 1u);
   EXPECT_EQ(tq::decode(after[0].envelope).id, "after");

@@ -14,20 +14,12 @@
 
 namespace tq = celeriac::tq;
 namespace amqp = celeriac::tq::amqp;
+using celeriac::tq::test::add_task;
 using celeriac::tq::test::rabbit;
 using celeriac::tq::test::unique_queue;
 using namespace std::chrono_literals;
 
 namespace {
-
-std::string task(const std::string& id, const std::string& queue) {
-  tq::TaskMessage m;
-  m.id = id;
-  m.task = "tasks.add";
-  m.args = tq::Json::array({2, 3});
-  m.queue = queue;
-  return tq::encode(m);
-}
 
 amqp::AmqpBroker broker(const std::string& query = "") {
   return amqp::AmqpBroker(tq::Url::parse(rabbit().url(query)));
@@ -64,10 +56,10 @@ std::map<std::string, int> drain(const std::string& q, std::size_t expected) {
 // nothing, so it is made again; returns what it reported ("" when nothing).
 std::string publish_reporting(amqp::AmqpBroker& b, const std::string& q, const std::string& id) {
   try {
-    b.publish(q, 0, task(id, q));
+    b.publish(q, 0, add_task(id, q));
     return "";
   } catch (const tq::BrokerError& e) {
-    b.publish(q, 0, task(id, q));
+    b.publish(q, 0, add_task(id, q));
     return e.what();
   }
 }
@@ -78,7 +70,7 @@ TEST(AmqpConfirms, BurstArrivesExactlyOnce) {
   auto q = unique_queue("burst");
   auto b = broker();  // publish_window 256
   constexpr int n = 3000;
-  for (int i = 0; i < n; ++i) b.publish(q, 0, task(id_of(i), q));
+  for (int i = 0; i < n; ++i) b.publish(q, 0, add_task(id_of(i), q));
   b.flush();
   EXPECT_EQ(b.queue_length(q), static_cast<std::size_t>(n));
   auto seen = drain(q, n);
@@ -89,13 +81,13 @@ TEST(AmqpConfirms, BurstArrivesExactlyOnce) {
 TEST(AmqpConfirms, FlushConfirmsWhatAnotherConnectionThenSees) {
   auto q = unique_queue("flush");
   auto b = broker("?publish_window=64");
-  for (int i = 0; i < 100; ++i) b.publish(q, 0, task(id_of(i), q));
+  for (int i = 0; i < 100; ++i) b.publish(q, 0, add_task(id_of(i), q));
   b.flush();  // every publish confirmed: stored, whoever looks
   auto other = broker();
   EXPECT_EQ(other.queue_length(q), 100u);
   b.flush();  // nothing left: returns at once, no error
   b.close();
-  EXPECT_THROW(b.publish(q, 0, task("after-close", q)), tq::BrokerError);
+  EXPECT_THROW(b.publish(q, 0, add_task("after-close", q)), tq::BrokerError);
 }
 
 TEST(AmqpConfirms, NackIsReportedByTaskIdAndNothingElseIsLost) {
@@ -132,11 +124,11 @@ TEST(AmqpConfirms, UnroutablePublishIsReportedByTaskId) {
   // broker declared it makes the next publish unroutable (basic.return).
   auto q = unique_queue("gone");
   auto b = broker();
-  b.publish(q, 0, task("first", q));
+  b.publish(q, 0, add_task("first", q));
   b.flush();
   auto del = rabbit().ctl({"delete_queue", q});
   ASSERT_EQ(del.exit_code, 0) << del.output;
-  b.publish(q, 0, task("into-the-void", q));
+  b.publish(q, 0, add_task("into-the-void", q));
   try {
     b.flush();
     FAIL() << "an unroutable publish was not reported";
@@ -156,7 +148,7 @@ TEST(AmqpConfirms, ConnectionClosedMidWindowIsRepublishedNotLost) {
       auto closed = rabbit().ctl({"close_all_connections", "celeriac test: mid-window"});
       ASSERT_EQ(closed.exit_code, 0) << closed.output;
     }
-    b.publish(q, 0, task(id_of(i), q));
+    b.publish(q, 0, add_task(id_of(i), q));
   }
   b.flush();
   // At least once: a publish stored whose confirm the close swallowed is
@@ -169,7 +161,7 @@ TEST(AmqpConfirms, ConnectionClosedMidWindowIsRepublishedNotLost) {
 TEST(AmqpConfirms, UnconfirmedWithinTimeoutAreReportedByTaskId) {
   auto q = unique_queue("frozen");
   auto b = broker("?confirm_timeout=1&heartbeat=0");
-  b.publish(q, 0, task("before-freeze", q));
+  b.publish(q, 0, add_task("before-freeze", q));
   b.flush();
   rabbit().pause();  // the node stops answering; writes still go into the socket
   // The confirmer may give up on some before flush() does: its report comes
@@ -179,7 +171,7 @@ TEST(AmqpConfirms, UnconfirmedWithinTimeoutAreReportedByTaskId) {
   for (int i = 0; i < 5; ++i) {
     std::string id = "frozen-" + std::to_string(i);
     try {
-      b.publish(q, 0, task(id, q));
+      b.publish(q, 0, add_task(id, q));
       written.push_back(id);
     } catch (const tq::BrokerError& e) {
       errors += e.what();
@@ -201,7 +193,7 @@ TEST(AmqpConfirms, UnconfirmedWithinTimeoutAreReportedByTaskId) {
 TEST(AmqpConfirms, WindowZeroWaitsForEachConfirmAndBadWindowIsNamed) {
   auto q = unique_queue("window0");
   auto b = broker("?publish_window=0");
-  b.publish(q, 0, task("one", q));
+  b.publish(q, 0, add_task("one", q));
   EXPECT_EQ(broker().queue_length(q), 1u);  // confirmed before publish() returned
   try {
     broker("?publish_window=lots");

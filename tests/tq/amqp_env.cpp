@@ -49,4 +49,15 @@ std::string unique_queue(const std::string& prefix) {
   return prefix + "-" + std::to_string(++n);
 }
 
+std::string add_task(const std::string& id, const std::string& queue,
+                     std::optional<TimePoint> eta) {
+  TaskMessage m;
+  m.id = id;
+  m.task = "tasks.add";
+  m.args = Json::array({2, 3});
+  m.queue = queue;
+  m.eta = eta;
+  return encode(m);
+}
+
 }  // namespace celeriac::tq::test

@@ -2,7 +2,10 @@
 // use, stopped when the binary's tests end), and helpers for the tests.
 #pragma once
 
+#include <optional>
 #include <string>
+
+#include "celeriac/tq/message.hpp"
 
 #include "support/rabbitmq_server.hpp"
 
@@ -14,5 +17,8 @@ RabbitMqServer& rabbit();
 const TlsCerts& rabbit_certs();
 /// A queue name no other test uses ("<prefix>-<n>").
 std::string unique_queue(const std::string& prefix);
+/// The envelope of a `tasks.add(2, 3)` message with id `id` for `queue`.
+std::string add_task(const std::string& id, const std::string& queue,
+                     std::optional<TimePoint> eta = {});
 
 }  // namespace celeriac::tq::test

@@ -13,20 +13,12 @@
 
 namespace tq = celeriac::tq;
 namespace amqp = celeriac::tq::amqp;
+using celeriac::tq::test::add_task;
 using celeriac::tq::test::rabbit;
 using celeriac::tq::test::unique_queue;
 using namespace std::chrono_literals;
 
 namespace {
-
-std::string task(const std::string& id, const std::string& queue) {
-  tq::TaskMessage m;
-  m.id = id;
-  m.task = "tasks.add";
-  m.args = tq::Json::array({2, 3});
-  m.queue = queue;
-  return tq::encode(m);
-}
 
 std::vector<tq::Delivery> reserve_one(amqp::AmqpBroker& b, const std::string& q,
                                       std::chrono::milliseconds within) {
@@ -71,12 +63,12 @@ TEST(AmqpHeartbeat, IntervalIsNegotiated) {
 TEST(AmqpHeartbeat, IdleConnectionsSurviveSeveralIntervals) {
   auto q = unique_queue("hb-idle");
   amqp::AmqpBroker b(tq::Url::parse(rabbit().url("?heartbeat=1")));
-  b.publish(q, 0, task("hb-1", q));
+  b.publish(q, 0, add_task("hb-1", q));
   auto got = reserve_one(b, q, 20s);
   ASSERT_EQ(got.size(), 1u);
   std::this_thread::sleep_for(4s);  // the scenario itself: 4 intervals of silence
   b.ack(got[0]);
-  b.publish(q, 0, task("hb-2", q));  // the publisher connection, idle as long
+  b.publish(q, 0, add_task("hb-2", q));  // the publisher connection, idle as long
   auto next = reserve_one(b, q, 20s);
   ASSERT_EQ(next.size(), 1u);
   EXPECT_EQ(tq::decode(next[0].envelope).id, "hb-2") << "hb-1 was redelivered: its ack was lost";
@@ -107,7 +99,7 @@ TEST(AmqpHeartbeat, FrozenBrokerIsDetectedAndTheConsumerReconnects) {
   }
   EXPECT_NE(error.find("heartbeat timeout"), std::string::npos) << error;
   // Back to normal once the broker answers again.
-  b.publish(q, 0, task("hb-after", q));
+  b.publish(q, 0, add_task("hb-after", q));
   std::vector<tq::Delivery> got;
   auto deadline = std::chrono::steady_clock::now() + 60s;
   while (got.empty() && std::chrono::steady_clock::now() < deadline) {

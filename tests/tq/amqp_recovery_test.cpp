@@ -11,9 +11,9 @@
 #include <thread>
 
 #include "amqp_env.hpp"
+#include "celeriac/redis/connection.hpp"
 #include "celeriac/tq/amqp/broker.hpp"
 #include "celeriac/tq/app.hpp"
-#include "celeriac/redis/connection.hpp"
 #include "celeriac/tq/worker.hpp"
 #include "support/redis_server.hpp"
 

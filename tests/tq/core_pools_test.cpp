@@ -17,10 +17,12 @@
 #include "celeriac/aio/sleep.hpp"
 #include "celeriac/tq/app.hpp"
 #include "celeriac/tq/worker.hpp"
+#include "core_test_util.hpp"
 
 using namespace celeriac;
 using namespace celeriac::tq;
 using namespace std::chrono_literals;
+using tqtest::failure_of;
 
 namespace {
 
@@ -117,17 +119,6 @@ class TqProcesses : public ::testing::Test {
   ProcessApp& p = ProcessApp::get();
   std::unique_ptr<Worker> worker;
 };
-
-template <class T>
-TaskError failure_of(AsyncResult<T>&& r) {
-  try {
-    r.get(kWait);
-  } catch (const TaskError& e) {
-    return e;
-  }
-  ADD_FAILURE() << "the task did not fail";
-  return TaskError("None", "builtins", "did not fail");
-}
 
 }  // namespace
 

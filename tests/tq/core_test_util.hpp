@@ -10,6 +10,10 @@
 #include <string>
 #include <thread>
 
+#include <gtest/gtest.h>
+
+#include "celeriac/tq/async_result.hpp"
+#include "celeriac/tq/errors.hpp"
 #include "celeriac/tq/message.hpp"
 
 namespace tqtest {
@@ -25,6 +29,19 @@ inline std::string read_sample(const std::string& name) {
   std::string text = ss.str();
   if (!text.empty() && text.back() == '\n') text.pop_back();
   return text;
+}
+
+/// The TaskError that waiting on `r` raises; a test failure when it succeeds.
+template <class T>
+celeriac::tq::TaskError failure_of(celeriac::tq::AsyncResult<T>&& r,
+                                   std::chrono::milliseconds wait = std::chrono::seconds(60)) {
+  try {
+    r.get(wait);
+  } catch (const celeriac::tq::TaskError& e) {
+    return e;
+  }
+  ADD_FAILURE() << "the task did not fail";
+  return celeriac::tq::TaskError("None", "builtins", "did not fail");
 }
 
 /// Polls `pred` until it holds or `limit` passes (for effects that have no

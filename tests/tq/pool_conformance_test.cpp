@@ -19,6 +19,7 @@ using namespace celeriac;
 using namespace celeriac::tq;
 using namespace std::chrono_literals;
 using tqtest::eventually;
+using tqtest::failure_of;
 
 namespace {
 
@@ -71,16 +72,6 @@ class PoolConformance : public ::testing::TestWithParam<std::string> {
     o.poll_interval = 20ms;
     worker = std::make_unique<Worker>(c.app, o);
     worker->start();
-  }
-  template <class T>
-  TaskError failure_of(AsyncResult<T>&& r) {
-    try {
-      r.get(kWait);
-    } catch (const TaskError& e) {
-      return e;
-    }
-    ADD_FAILURE() << "the task did not fail";
-    return TaskError("None", "builtins", "did not fail");
   }
   ConformanceApp& c = ConformanceApp::get();
   std::unique_ptr<Worker> worker;

@@ -16,6 +16,7 @@
 #include "celeriac/aio/sleep.hpp"
 #include "celeriac/tq/app.hpp"
 #include "celeriac/tq/worker.hpp"
+#include "core_test_util.hpp"
 #include "support/celery_process.hpp"
 #include "support/redis_server.hpp"
 
@@ -24,6 +25,7 @@ using namespace celeriac::tq;
 using namespace std::chrono_literals;
 using celeriac::tq::test::PyCall;
 using celeriac::tq::test::RedisServer;
+using tqtest::failure_of;
 
 namespace {
 
@@ -170,16 +172,6 @@ class TimeLimits : public ::testing::TestWithParam<std::string> {
     o.poll_interval = 20ms;
     worker = std::make_unique<Worker>(c.app, o);
     worker->start();
-  }
-  template <class T>
-  TaskError failure_of(AsyncResult<T>&& r) {
-    try {
-      r.get(kWait);
-    } catch (const TaskError& e) {
-      return e;
-    }
-    ADD_FAILURE() << "the task did not fail";
-    return TaskError("None", "builtins", "did not fail");
   }
   static CallOptions limits(std::optional<double> soft, std::optional<double> hard) {
     CallOptions o;
