@@ -1,4 +1,5 @@
 #include "celeriac/tq/amqp/detail/confirm_window.hpp"
+#include "celeriac/tq/detail/id_list.hpp"
 
 #include <algorithm>
 
@@ -78,16 +79,10 @@ std::string ConfirmWindow::take_refused() {
 }
 
 std::string ConfirmWindow::drop_all() {
-  std::string s;
-  std::size_t n = 0;
-  for (const auto& w : written_) {
-    if (n == 10) {
-      s += " and " + std::to_string(written_.size() - n) + " more";
-      break;
-    }
-    s += (n++ ? ", " : "") + (w.message.correlation_id.empty() ? std::string("(unknown id)")
-                                                               : w.message.correlation_id);
-  }
+  std::string s = tq::detail::list_ids(written_, [](const auto& w) {
+    return w.message.correlation_id.empty() ? std::string("(unknown id)")
+                                            : w.message.correlation_id;
+  });
   written_.clear();
   return s;
 }

@@ -5,6 +5,7 @@
 #include <string_view>
 
 #include "celeriac/redis/errors.hpp"
+#include "celeriac/tq/detail/id_list.hpp"
 
 namespace celeriac::tq::redis::detail {
 
@@ -31,20 +32,6 @@ std::string task_id_in(std::string_view envelope) {
   return std::string(envelope.substr(open + 1, close - open - 1));
 }
 
-// The ids of `written` for an error message: the first ten, then a count.
-template <class Range>
-std::string name_ids(const Range& written) {
-  std::string s;
-  std::size_t n = 0;
-  for (const auto& w : written) {
-    if (n == 10) {
-      s += " and " + std::to_string(written.size() - n) + " more";
-      break;
-    }
-    s += (n++ ? ", " : "") + task_id_in(w.commands.bytes());
-  }
-  return s;
-}
 }  // namespace
 
 Publisher::Publisher(celeriac::redis::Url url, celeriac::redis::ConnectOptions opts,
@@ -210,7 +197,8 @@ void Publisher::rewrite_after_error(Clock::time_point deadline) {
 }
 
 void Publisher::give_up(const std::exception& e) {
-  std::string ids = name_ids(written_);
+  std::string ids =
+      tq::detail::list_ids(written_, [](const auto& w) { return task_id_in(w.commands.bytes()); });
   written_.clear();
   throw ConnectionError(std::string(e.what()) +
                         (ids.empty() ? "" : " (not known to be published: tasks " + ids + ")"));

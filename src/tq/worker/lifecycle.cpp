@@ -36,24 +36,24 @@ std::string fmt_seconds(double s) {
   return buf;
 }
 
-bool is_worker_lost(const std::exception_ptr& e) {
+// True when `e` holds a TaskError that `pred` accepts.
+template <class Pred>
+bool task_error_is(const std::exception_ptr& e, Pred pred) {
   try {
     std::rethrow_exception(e);
   } catch (const TaskError& te) {
-    return te.exc_type() == "WorkerLostError";
+    return pred(te);
   } catch (...) {
     return false;
   }
 }
 
+bool is_worker_lost(const std::exception_ptr& e) {
+  return task_error_is(e, [](const TaskError& te) { return te.exc_type() == "WorkerLostError"; });
+}
+
 bool is_revoked(const std::exception_ptr& e) {
-  try {
-    std::rethrow_exception(e);
-  } catch (const TaskError& te) {
-    return te.state() == "REVOKED";
-  } catch (...) {
-    return false;
-  }
+  return task_error_is(e, [](const TaskError& te) { return te.state() == "REVOKED"; });
 }
 
 // The republished message of a retry: same id, retries + 1, eta = now + countdown.
@@ -237,9 +237,9 @@ void JobLifecycle::revoke(Job& j, const std::string& why) {
     canvas::on_ready(app_, j.msg, State::Revoked, Json(task_revoked(why).to_json()));
   const int signum = j.terminated_signal.load();
   spdlog::info("task {}[{}] {}", j.msg.task, j.msg.id,
-               why == "expired"  ? "expired: revoked"
-               : terminated ? "terminated (signal " + std::to_string(signum) + "): revoked"
-                                 : "revoked");
+               why == "expired" ? "expired: revoked"
+               : terminated     ? "terminated (signal " + std::to_string(signum) + "): revoked"
+                                : "revoked");
   if (has_services())
     emit(Json{{"type", "task-revoked"},
               {"uuid", j.msg.id},
