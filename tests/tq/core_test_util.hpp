@@ -47,7 +47,7 @@ celeriac::tq::TaskError failure_of(celeriac::tq::AsyncResult<T>&& r,
 /// Polls `pred` until it holds or `limit` passes (for effects that have no
 /// result to wait on); returns its last value.
 template <class P>
-bool eventually(P pred, std::chrono::milliseconds limit = std::chrono::seconds(10)) {
+bool eventually(P pred, std::chrono::milliseconds limit = std::chrono::seconds(30)) {
   auto deadline = std::chrono::steady_clock::now() + limit;
   while (std::chrono::steady_clock::now() < deadline) {
     if (pred()) return true;

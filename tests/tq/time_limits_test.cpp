@@ -25,6 +25,7 @@ using namespace celeriac::tq;
 using namespace std::chrono_literals;
 using celeriac::tq::test::PyCall;
 using celeriac::tq::test::RedisServer;
+using tqtest::eventually;
 using tqtest::failure_of;
 
 namespace {
@@ -42,15 +43,6 @@ void hold(int ms) {
     std::this_thread::sleep_for(5ms);
 }
 
-template <class P>
-bool eventually(P pred, std::chrono::milliseconds limit = 30s) {
-  auto deadline = std::chrono::steady_clock::now() + limit;
-  while (std::chrono::steady_clock::now() < deadline) {
-    if (pred()) return true;
-    std::this_thread::sleep_for(10ms);
-  }
-  return pred();
-}
 
 // Every task is registered before the first worker starts.
 struct LimitsApp {

@@ -77,7 +77,7 @@ class ProcessesPool final : public ExecutionPool {
       InterruptHooks hooks;
       hooks.hard_by_pool = true;
       hooks.soft = [job] { signal_or_warn(*job, SIGUSR1); };
-      hooks.terminate = [job](int sig) { signal_or_warn(*job, sig); };
+      hooks.terminate = [job](int sig) { return signal_child(job->msg.id, sig); };
       run_supervised(runner_, sup_, job, std::move(hooks), [&](Context&, const Supervised& s) {
         std::optional<std::chrono::milliseconds> hard;
         if (s.limits.hard)
@@ -160,7 +160,10 @@ class AsyncPool final : public ExecutionPool {
     };
     h.soft = cancel;
     h.abandon = cancel;
-    h.terminate = [cancel](int) { cancel(); };
+    h.terminate = [cancel](int) {
+      cancel();
+      return true;
+    };
     return h;
   }
 

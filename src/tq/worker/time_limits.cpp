@@ -106,6 +106,7 @@ SupervisedPtr Supervisor::watch(const JobPtr& job, InterruptHooks hooks) {
 void Supervisor::unregister(const Supervised& s) {
   std::lock_guard lock(mu_);
   std::erase_if(running_, [&](const SupervisedPtr& p) { return p.get() == &s; });
+  std::erase_if(undelivered_, [&](const auto& u) { return u.first.get() == &s; });
 }
 
 void Supervisor::finished(const SupervisedPtr& s, Outcome out) {
@@ -128,7 +129,10 @@ bool Supervisor::terminate(const std::string& task_id, int signal) {
       if (s->job->msg.id != task_id) continue;
       s->cancel->request(Cancellation::kRevoked);
       s->job->terminated_signal = signal;
-      if (s->hooks.terminate) s->hooks.terminate(signal);
+      if (s->hooks.terminate && !s->hooks.terminate(signal)) {
+        undelivered_.emplace_back(s, signal);
+        wake_.notify_one();
+      }
       if (!s->claim()) continue;
       if (s->hooks.abandon) s->hooks.abandon();
       hit.push_back(s);
@@ -183,6 +187,8 @@ void Supervisor::loop() {
       lock.lock();
       continue;
     }
+    std::erase_if(undelivered_, [](const auto& u) { return u.first->hooks.terminate(u.second); });
+    if (!undelivered_.empty()) next = std::min(next, now + std::chrono::milliseconds(5));
     if (next == std::chrono::steady_clock::time_point::max())
       wake_.wait(lock);
     else

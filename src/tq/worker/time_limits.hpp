@@ -49,8 +49,11 @@ struct InterruptHooks {
   /// (threads/solo: replace its thread).
   std::function<void()> abandon;
   /// Revoke with terminate: the signal number (processes: signal the
-  /// child; async: cancel the coroutine).
-  std::function<void(int)> terminate;
+  /// child; async: cancel the coroutine). False when it could not act yet
+  /// (processes: no child has started the body): the supervisor then tries
+  /// again every few milliseconds until it can or the body returns, as
+  /// Celery's terminate-on-accept does.
+  std::function<bool(int)> terminate;
   /// The pool enforces the hard limit itself (processes: mp kills the
   /// child); the supervisor then acts only at the soft limit.
   bool hard_by_pool = false;
@@ -103,6 +106,7 @@ class Supervisor {
   std::mutex mu_;
   std::condition_variable wake_;
   std::vector<SupervisedPtr> running_;
+  std::vector<std::pair<SupervisedPtr, int>> undelivered_;  // terminate signals to try again
   bool stopping_ = false;
   std::thread thread_;
 };
