@@ -198,6 +198,10 @@ void MonitorState::restore_task(const Json& task) {
 }
 
 void MonitorState::count_second(double ts, int kind) {
+  // The timestamp comes from another process: anything but plausible Unix
+  // seconds (NaN, negative, 1e74) is not counted, rather than converted
+  // (undefined) or used as a negative index.
+  if (!(ts >= 0 && ts < 1e11)) return;
   auto t = static_cast<std::int64_t>(ts);
   auto& s = seconds_[static_cast<std::size_t>(t % static_cast<std::int64_t>(seconds_.size()))];
   if (s.t != t) s = Second{t, {}};
