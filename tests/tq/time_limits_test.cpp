@@ -43,7 +43,6 @@ void hold(int ms) {
     std::this_thread::sleep_for(5ms);
 }
 
-
 // Every task is registered before the first worker starts.
 struct LimitsApp {
   RedisServer server;

@@ -19,8 +19,8 @@
 #include "celeriac/tq/rate_limit.hpp"
 #include "consumer.hpp"
 #include "lifecycle.hpp"
-#include "time_limits.hpp"
 #include "resizable_pool.hpp"
+#include "time_limits.hpp"
 #include "worker_control.hpp"
 
 namespace celeriac::tq {
